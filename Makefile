@@ -1,0 +1,31 @@
+# Every target runs scripts/setup.sh first: a fresh clone needs nothing installed by hand.
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-fast lint serve bench clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+setup:  ## install everything: Debian packages if missing, the venv, npm packages
+	@bash scripts/setup.sh
+
+test: setup  ## the whole suite: unit, contract (every store, real emulators), e2e, packaging
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup  ## unit and HTTP tests only (no emulators)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: setup  ## ruff and mypy
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+serve: setup  ## serve the API locally on 127.0.0.1:8080 (SQLite in .run/local.sqlite)
+	$(PY) -m handlers.local --port $${PORT:-8080}
+
+bench: setup  ## print the benchmark figures
+	$(PY) -m bench
+
+clean:  ## remove local state and build output (keeps the venv and node_modules)
+	rm -rf .run .serverless* .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,1 @@
+"""Embedded default provider: a SQLite message store and a local HTTP server."""

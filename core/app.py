@@ -1,0 +1,146 @@
+"""The HTTP API (same on every provider): routes → use cases, errors → JSON.
+
+``HttpApp.handle`` never raises: bad input becomes a 4xx JSON error, a failing dependency a 503
+with Retry-After, and an unexpected bug a logged 500 JSON error without a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from core import replication
+from core.errors import OvercastError, PayloadTooLarge, ValidationError
+from core.http import Request, Response, Router
+from core.logs import get_logger, log, request_id_var
+from core.service import MessageService
+from core.settings import Settings
+
+logger = get_logger("http")
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class HttpApp:
+    def __init__(self, service: MessageService, settings: Settings, now_s: Callable[[], int] | None = None) -> None:
+        self.service = service
+        self.settings = settings
+        self.now_s = now_s or (lambda: int(time.time()))
+        self.served_by = {"provider": settings.provider, "region": settings.region}
+        self.router = Router()
+        r = self.router
+        r.add("GET", "/health", self.health)
+        r.add("GET", "/health/deep", self.deep_health)
+        r.add("POST", "/channels/{channel}/messages", self.post_message)
+        r.add("GET", "/channels/{channel}/messages", self.list_messages)
+        r.add("GET", "/channels/{channel}/messages/{message_id}", self.get_message)
+        r.add("DELETE", "/channels/{channel}/messages/{message_id}", self.delete_message)
+        r.add("POST", replication.BATCH_PATH, self.replication_batch)
+
+    def handle(self, request: Request) -> Response:
+        request_id = self._request_id(request)
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        route = "-"
+        try:
+            if len(request.body) > self.settings.limits.max_body_bytes and request.path != replication.BATCH_PATH:
+                raise PayloadTooLarge(f"request body larger than {self.settings.limits.max_body_bytes} bytes")
+            handler, params, route = self.router.resolve(request.method, _normalise(request.path))
+            response = handler(replace(request, request_id=request_id), **params)
+        except OvercastError as error:
+            level = logging.WARNING if error.status >= 500 else logging.INFO
+            log(logger, level, "request failed", code=error.code, error=error.message)
+            response = Response.from_error(error, request_id)
+        except Exception:
+            logger.exception("unhandled error")
+            response = Response.from_error(OvercastError("internal error; see logs for request_id"), request_id)
+        finally:
+            request_id_var.reset(token)
+        response.headers["x-request-id"] = request_id
+        log(
+            logger,
+            logging.INFO,
+            "request",
+            request_id=request_id,
+            method=request.method,
+            route=route,
+            status=response.status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return response
+
+    # -- routes -------------------------------------------------------------------------------
+
+    def health(self, request: Request) -> Response:
+        return Response.json(200, {"status": "ok", "served_by": self.served_by})
+
+    def deep_health(self, request: Request) -> Response:
+        result = self.service.deep_health(self.settings.deep_health_timeout_s)
+        return Response.json(200, {**result, "served_by": self.served_by}, {"cache-control": "no-store"})
+
+    def post_message(self, request: Request, channel: str) -> Response:
+        payload = request.json()
+        if not isinstance(payload, dict):
+            raise ValidationError("request body must be a JSON object", code="invalid_json")
+        unknown = set(payload) - {"author", "text"}
+        if unknown:
+            raise ValidationError(f"unknown fields: {', '.join(sorted(unknown))}", code="unknown_field")
+        key = request.header("idempotency-key")
+        result = self.service.post(channel, payload.get("author"), payload.get("text"), key)
+        headers = {"location": f"/channels/{channel}/messages/{result.message.id}"}
+        if not result.created:
+            headers["idempotent-replayed"] = "true"
+        return Response.json(201, self._message(result.message), headers)
+
+    def list_messages(self, request: Request, channel: str) -> Response:
+        limit_text = request.query.get("limit")
+        limit = None
+        if limit_text is not None:
+            if not limit_text.isdigit():
+                raise ValidationError("limit must be a positive integer", code="invalid_limit")
+            limit = int(limit_text)
+        page = self.service.list(channel, limit, request.query.get("cursor") or None)
+        return Response.json(
+            200,
+            {"items": [m.to_api() for m in page.items], "next_cursor": page.next_cursor, "served_by": self.served_by},
+        )
+
+    def get_message(self, request: Request, channel: str, message_id: str) -> Response:
+        return Response.json(200, self._message(self.service.get(channel, message_id)))
+
+    def delete_message(self, request: Request, channel: str, message_id: str) -> Response:
+        self.service.delete(channel, message_id)
+        return Response.empty(204)
+
+    def replication_batch(self, request: Request) -> Response:
+        sender = replication.verify(
+            request.headers,
+            request.body,
+            lambda name: (peer.secret if (peer := self.settings.peer(name)) else None),
+            self.now_s(),
+            self.settings.replication_max_skew_s,
+        )
+        messages = replication.decode_batch(request.body, sender, self.settings.limits)
+        result = self.service.apply_replicated(messages)
+        log(logger, logging.INFO, "replication batch applied", sender=sender, applied=result.applied, ignored=result.ignored)
+        return Response.json(200, {"applied": result.applied, "ignored": result.ignored, "served_by": self.served_by})
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _message(self, message: Any) -> dict[str, Any]:
+        return {**message.to_api(), "served_by": self.served_by}
+
+    @staticmethod
+    def _request_id(request: Request) -> str:
+        for candidate in (request.request_id, request.header("x-request-id") or ""):
+            if candidate and _REQUEST_ID_RE.match(candidate):
+                return candidate
+        return uuid.uuid4().hex
+
+
+def _normalise(path: str) -> str:
+    return path.rstrip("/") or "/"

@@ -1,0 +1,92 @@
+"""One error taxonomy for the whole kit.
+
+Adapters translate every vendor exception into one of these at their boundary
+(``raise ... from exc``); the HTTP layer turns them into JSON errors with stable codes.
+"""
+
+from __future__ import annotations
+
+
+class OvercastError(Exception):
+    """Base class. ``code`` is stable and documented in openapi.yaml; ``status`` is the HTTP status."""
+
+    code = "internal"
+    status = 500
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ValidationError(OvercastError):
+    code = "invalid_request"
+    status = 400
+
+
+class PayloadTooLarge(OvercastError):
+    code = "payload_too_large"
+    status = 413
+
+
+class NotFound(OvercastError):
+    code = "not_found"
+    status = 404
+
+
+class MethodNotAllowed(OvercastError):
+    code = "method_not_allowed"
+    status = 405
+
+    def __init__(self, message: str, *, allow: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+
+class AlreadyExists(OvercastError):
+    """A create hit an existing id. Raised by stores; the service decides what it means."""
+
+    code = "already_exists"
+    status = 409
+
+
+class Conflict(OvercastError):
+    code = "conflict"
+    status = 409
+
+
+class IdempotencyMismatch(OvercastError):
+    """The same Idempotency-Key was reused with a different request body."""
+
+    code = "idempotency_key_reused"
+    status = 422
+
+
+class Unauthorized(OvercastError):
+    code = "unauthorized"
+    status = 401
+
+
+class Unavailable(OvercastError):
+    """A dependency (the store, a peer) cannot answer now. Clients should retry after ``retry_after``."""
+
+    code = "unavailable"
+    status = 503
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class ConfigurationError(Unavailable):
+    """The deployment is wired wrongly (missing table, bad endpoint, missing secret).
+
+    It is still a 503 to callers — a failover health check must see it as unhealthy — but its
+    code and log line say exactly what to fix.
+    """
+
+    code = "misconfigured"
+
+    def __init__(self, message: str, *, retry_after: float = 30.0) -> None:
+        super().__init__(message, retry_after=retry_after)

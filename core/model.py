@@ -1,0 +1,256 @@
+"""The message-board domain: messages, hybrid-logical-clock versions, pages.
+
+Every record carries a ``Version``. Versions order totally — physical time, then counter, then
+origin as a deterministic tie-break — so last-writer-wins resolves identically in every cloud.
+Their string form is fixed-width, so a store can compare versions with its native string
+comparison (a DynamoDB condition, a SQL ``WHERE``) and get the same order as Python.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from core.errors import ValidationError
+
+ORIGIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MESSAGE_ID_RE = re.compile(r"^[0-9a-z]{26}$")
+_VERSION_RE = re.compile(r"^(\d{13})-(\d{6})-([a-z0-9][a-z0-9-]{0,31})$")
+_MAX_COUNTER = 999_999
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    """Hybrid logical clock timestamp: wall-clock ms, logical counter, origin (tie-break)."""
+
+    physical_ms: int
+    counter: int
+    origin: str
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.physical_ms < 10**13 and 0 <= self.counter <= _MAX_COUNTER):
+            raise ValidationError(f"version out of range: {self.physical_ms}/{self.counter}")
+        if not ORIGIN_RE.match(self.origin):
+            raise ValidationError(f"invalid origin {self.origin!r}")
+
+    def __str__(self) -> str:
+        return f"{self.physical_ms:013d}-{self.counter:06d}-{self.origin}"
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        match = _VERSION_RE.match(text) if isinstance(text, str) else None
+        if not match:
+            raise ValidationError(f"invalid version {text!r}")
+        return cls(int(match[1]), int(match[2]), match[3])
+
+    @classmethod
+    def floor(cls, physical_ms: int) -> str:
+        """The string that sorts before every version at or after ``physical_ms``."""
+        return f"{max(physical_ms, 0):013d}-"
+
+
+class HybridLogicalClock:
+    """Issues versions that are monotonic per process and causally after anything observed.
+
+    ``now_ms`` is the physical clock (injected so tests control time). Thread-safe: local
+    servers handle requests on several threads.
+    """
+
+    def __init__(self, origin: str, now_ms: Callable[[], int] | None = None) -> None:
+        if not ORIGIN_RE.match(origin):
+            raise ValidationError(f"invalid origin {origin!r}: use 1-32 of [a-z0-9-]")
+        self.origin = origin
+        self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
+        self._last = Version(0, 0, origin)
+        self._lock = threading.Lock()
+
+    def tick(self) -> Version:
+        with self._lock:
+            physical = self._now_ms()
+            if physical > self._last.physical_ms:
+                self._last = Version(physical, 0, self.origin)
+            else:
+                self._last = self._bump(self._last.physical_ms, self._last.counter)
+            return self._last
+
+    def observe(self, remote: Version) -> None:
+        """Move past a version seen from elsewhere, so the next local write orders after it."""
+        with self._lock:
+            if remote.physical_ms > self._last.physical_ms or (
+                remote.physical_ms == self._last.physical_ms and remote.counter > self._last.counter
+            ):
+                self._last = Version(remote.physical_ms, remote.counter, self.origin)
+
+    def _bump(self, physical: int, counter: int) -> Version:
+        if counter >= _MAX_COUNTER:  # a million writes in one ms: borrow the next millisecond
+            return Version(physical + 1, 0, self.origin)
+        return Version(physical, counter + 1, self.origin)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message, or the tombstone of a deleted one (``deleted=True``, content cleared)."""
+
+    channel: str
+    id: str
+    author: str
+    text: str
+    created_ms: int
+    version: Version
+    deleted: bool = False
+    # Digest of the request that created it under an Idempotency-Key, to spot key reuse.
+    request_digest: str = ""
+
+    @property
+    def origin(self) -> str:
+        return self.version.origin
+
+    @property
+    def sort_key(self) -> str:
+        """Newest-first listing order within a channel; unique because the id is in it."""
+        return sort_key(self.created_ms, self.id)
+
+    def tombstone(self, version: Version) -> Message:
+        return replace(self, author="", text="", deleted=True, version=version)
+
+    def to_record(self) -> dict[str, Any]:
+        """Flat, JSON-safe form that every store persists and replication ships."""
+        return {
+            "channel": self.channel,
+            "id": self.id,
+            "author": self.author,
+            "text": self.text,
+            "created_ms": self.created_ms,
+            "sort_key": self.sort_key,
+            "version": str(self.version),
+            "origin": self.origin,
+            "deleted": self.deleted,
+            "request_digest": self.request_digest,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Message:
+        """Validate and build from a stored or replicated record; raises ValidationError."""
+        try:
+            message = cls(
+                channel=str(record["channel"]),
+                id=str(record["id"]),
+                author=str(record["author"]),
+                text=str(record["text"]),
+                created_ms=int(record["created_ms"]),
+                version=Version.parse(str(record["version"])),
+                deleted=bool(record.get("deleted", False)),
+                request_digest=str(record.get("request_digest", "") or ""),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"malformed record: {exc}") from exc
+        validate_channel(message.channel)
+        validate_message_id(message.id)
+        if not 0 <= message.created_ms < 10**13:
+            raise ValidationError("created_ms out of range")
+        return message
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "author": self.author,
+            "text": self.text,
+            "created_at": _iso8601(self.created_ms),
+            "version": str(self.version),
+            "origin": self.origin,
+        }
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Message]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Explicit input limits, documented in openapi.yaml and settable per deployment."""
+
+    max_author_chars: int = 64
+    max_text_chars: int = 4000
+    max_body_bytes: int = 64 * 1024
+    max_idempotency_key_chars: int = 128
+    default_page_size: int = 20
+    max_page_size: int = 100
+    max_batch_records: int = 100
+    max_batch_bytes: int = 1024 * 1024
+
+
+def sort_key(created_ms: int, message_id: str) -> str:
+    return f"{created_ms:013d}~{message_id}"
+
+
+def validate_channel(channel: str) -> str:
+    if not isinstance(channel, str) or not CHANNEL_RE.match(channel):
+        raise ValidationError(
+            "channel must be 1-64 characters of a-z, 0-9, '-', '_', starting with a letter or digit",
+            code="invalid_channel",
+        )
+    return channel
+
+
+def validate_message_id(message_id: str) -> str:
+    if not isinstance(message_id, str) or not MESSAGE_ID_RE.match(message_id):
+        raise ValidationError("message id must be 26 characters of 0-9a-z", code="invalid_message_id")
+    return message_id
+
+
+_B32 = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lowercase: sortable, unambiguous
+
+
+def _b32(data: bytes, length: int) -> str:
+    number = int.from_bytes(data, "big")
+    chars = []
+    for _ in range(length):
+        number, rem = divmod(number, 32)
+        chars.append(_B32[rem])
+    return "".join(reversed(chars))
+
+
+def new_message_id(now_ms: int) -> str:
+    """Time-ordered random id (ULID layout: 48-bit ms + 80 random bits)."""
+    return _b32(now_ms.to_bytes(6, "big") + os.urandom(10), 26)
+
+
+def idempotent_message_id(channel: str, idempotency_key: str) -> str:
+    """Same channel + key → same id in every cloud, so a retry after failover cannot duplicate."""
+    digest = hashlib.sha256(f"{channel}\x00{idempotency_key}".encode()).digest()
+    return _b32(digest[:16], 26)
+
+
+def request_digest(author: str, text: str) -> str:
+    return hashlib.sha256(f"{author}\x00{text}".encode()).hexdigest()[:32]
+
+
+def encode_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError("cursor is not one this API issued", code="invalid_cursor") from exc
+    created, sep, message_id = key.partition("~")
+    if not (sep and len(created) == 13 and created.isdigit() and MESSAGE_ID_RE.match(message_id)):
+        raise ValidationError("cursor is not one this API issued", code="invalid_cursor")
+    return key
+
+
+def _iso8601(ms: int) -> str:
+    seconds, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"

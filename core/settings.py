@@ -1,0 +1,150 @@
+"""Settings from environment variables: one table of names, defaults and meanings, read once.
+
+``python -m core.settings`` prints the table (the README's copy is generated from it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import ConfigurationError, ValidationError
+from core.model import ORIGIN_RE, Limits
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    default: str
+    meaning: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("OVERCAST_PROVIDER", "local", "Provider name reported in served_by and logs (aws, azure, gcp, local)."),
+    Setting("OVERCAST_REGION", "local", "Region reported in served_by and logs."),
+    Setting("OVERCAST_ORIGIN", "", "This replica's origin id in versions, 1-32 of [a-z0-9-]; defaults to the provider."),
+    Setting("OVERCAST_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
+    Setting("OVERCAST_DEEP_HEALTH_TIMEOUT_MS", "1500", "Bound on the store round trip in /health/deep (Route 53 waits 2 s)."),
+    Setting("OVERCAST_MAX_AUTHOR_CHARS", "64", "Longest author name accepted."),
+    Setting("OVERCAST_MAX_TEXT_CHARS", "4000", "Longest message text accepted (characters)."),
+    Setting("OVERCAST_MAX_BODY_BYTES", "65536", "Largest request body accepted."),
+    Setting("OVERCAST_PAGE_SIZE", "20", "Default page size of listings (the maximum is 100)."),
+    Setting(
+        "OVERCAST_PEERS",
+        "[]",
+        'Replication peers as JSON: [{"name": "azure", "url": "https://host/api", "secret_env": "VAR"}]. '
+        "name is the peer's origin id; secret_env names the variable holding the pair's shared secret.",
+    ),
+    Setting("OVERCAST_REPLICATION_SECRET", "", "Shared secret for peers that name no secret_env (inject from a secret store)."),
+    Setting("OVERCAST_REPLICATION_MAX_SKEW_S", "300", "Signed batches older or newer than this are rejected as stale."),
+    Setting("OVERCAST_REPLICATION_TIMEOUT_S", "5", "Timeout of one push to a peer."),
+)
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    url: str
+    secret: str
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"Peer(name={self.name!r}, url={self.url!r})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    provider: str
+    region: str
+    origin: str
+    log_level: str
+    deep_health_timeout_s: float
+    limits: Limits
+    peers: tuple[Peer, ...]
+    replication_max_skew_s: int
+    replication_timeout_s: float
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read and validate every setting; raises ConfigurationError naming the bad variable."""
+        env = os.environ if environ is None else environ
+
+        def raw(name: str) -> str:
+            spec = next(s for s in SETTINGS if s.env == name)
+            return env.get(name, spec.default)
+
+        provider = raw("OVERCAST_PROVIDER").strip() or "local"
+        origin = raw("OVERCAST_ORIGIN").strip() or provider
+        if not ORIGIN_RE.match(origin):
+            raise ConfigurationError(f"OVERCAST_ORIGIN={origin!r}: use 1-32 of [a-z0-9-]")
+        level = raw("OVERCAST_LOG_LEVEL").upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigurationError(f"OVERCAST_LOG_LEVEL={level!r}: use DEBUG, INFO, WARNING or ERROR")
+        page_size = _number(raw, "OVERCAST_PAGE_SIZE", int, 1, 100)
+        limits = Limits(
+            max_author_chars=_number(raw, "OVERCAST_MAX_AUTHOR_CHARS", int, 1, 1024),
+            max_text_chars=_number(raw, "OVERCAST_MAX_TEXT_CHARS", int, 1, 64_000),
+            max_body_bytes=_number(raw, "OVERCAST_MAX_BODY_BYTES", int, 1024, 1024 * 1024),
+            default_page_size=page_size,
+        )
+        values: dict[str, Any] = {
+            "provider": provider,
+            "region": raw("OVERCAST_REGION").strip() or "local",
+            "origin": origin,
+            "log_level": level,
+            "deep_health_timeout_s": _number(raw, "OVERCAST_DEEP_HEALTH_TIMEOUT_MS", int, 50, 60_000) / 1000,
+            "limits": limits,
+            "peers": _peers(raw("OVERCAST_PEERS"), env, raw("OVERCAST_REPLICATION_SECRET"), origin),
+            "replication_max_skew_s": _number(raw, "OVERCAST_REPLICATION_MAX_SKEW_S", int, 1, 86_400),
+            "replication_timeout_s": _number(raw, "OVERCAST_REPLICATION_TIMEOUT_S", float, 0.1, 120),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def peer(self, name: str) -> Peer | None:
+        return next((p for p in self.peers if p.name == name), None)
+
+
+def _number(raw: Callable[[str], str], name: str, kind: type, low: float, high: float) -> Any:
+    text = raw(name)
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ConfigurationError(f"{name}={text!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name}={text!r} must be between {low} and {high}")
+    return value
+
+
+def _peers(text: str, env: Mapping[str, str], default_secret: str, origin: str) -> tuple[Peer, ...]:
+    try:
+        entries = json.loads(text or "[]")
+        if not isinstance(entries, list):
+            raise ValueError("expected a JSON list")
+        peers = []
+        for entry in entries:
+            name, url = str(entry["name"]), str(entry["url"]).rstrip("/")
+            secret_env = entry.get("secret_env")
+            secret = env.get(secret_env, "") if secret_env else default_secret
+            if not ORIGIN_RE.match(name) or name == origin:
+                raise ValueError(f"peer name {name!r} must be another replica's origin id")
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"peer {name}: url must be http(s)")
+            if not secret:
+                raise ValueError(f"peer {name}: no secret (set {secret_env or 'OVERCAST_REPLICATION_SECRET'})")
+            peers.append(Peer(name, url, secret))
+    except (ValueError, KeyError, TypeError, ValidationError) as exc:
+        raise ConfigurationError(f"OVERCAST_PEERS: {exc}") from None
+    return tuple(peers)
+
+
+def markdown_table() -> str:
+    lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    lines += [f"| `{s.env}` | `{s.default}` | {s.meaning} |" for s in SETTINGS]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

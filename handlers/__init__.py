@@ -1,0 +1,1 @@
+"""Thin per-provider entrypoints. Each module is its provider's composition root."""
