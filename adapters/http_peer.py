@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 import urllib.error
 import urllib.request
@@ -23,5 +22,5 @@ class UrllibPeerTransport(PeerTransport):
                 return PeerResponse(response.status, response.read())
         except urllib.error.HTTPError as exc:  # a status answer: the caller decides what it means
             return PeerResponse(exc.code, exc.read())
-        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+        except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
             raise Unavailable(f"{url}: {exc}", retry_after=5, code="peer_unavailable") from exc

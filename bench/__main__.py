@@ -26,7 +26,9 @@ from bench.report import Report
 def main(argv: list[str] | None = None) -> int:
     names = sorted(m.name[len("bench_") :] for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_"))
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("only", nargs="*", choices=[[], *names], help=f"benchmarks to run (default all: {', '.join(names)})")
+    parser.add_argument(
+        "only", nargs="*", choices=[[], *names], help=f"benchmarks to run (default all: {', '.join(names)})"
+    )
     parser.add_argument("--json", type=Path, default=Path(".bench/results.json"), help="where to write the figures")
     args = parser.parse_args(argv)
     report = Report()

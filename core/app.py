@@ -120,13 +120,20 @@ class HttpApp:
         sender = replication.verify(
             request.headers,
             request.body,
-            lambda name: (peer.secret if (peer := self.settings.peer(name)) else None),
+            lambda name: peer.secret if (peer := self.settings.peer(name)) else None,
             self.now_s(),
             self.settings.replication_max_skew_s,
         )
         messages = replication.decode_batch(request.body, sender, self.settings.limits)
         result = self.service.apply_replicated(messages)
-        log(logger, logging.INFO, "replication batch applied", sender=sender, applied=result.applied, ignored=result.ignored)
+        log(
+            logger,
+            logging.INFO,
+            "replication batch applied",
+            sender=sender,
+            applied=result.applied,
+            ignored=result.ignored,
+        )
         return Response.json(200, {"applied": result.applied, "ignored": result.ignored, "served_by": self.served_by})
 
     # -- helpers ------------------------------------------------------------------------------

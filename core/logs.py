@@ -35,6 +35,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now (test capture, a runtime that swaps it), not to the
+    stream that existed when logging was configured."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure(level: str = "INFO", **static_fields: str) -> None:
     """Install the JSON handler on the ``overcast`` logger (idempotent; warm starts reuse it)."""
     _static.update(static_fields)
@@ -42,7 +55,7 @@ def configure(level: str = "INFO", **static_fields: str) -> None:
     logger.setLevel(level)
     logger.propagate = False
     if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
 

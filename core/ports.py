@@ -7,6 +7,7 @@ adapters repeat the same logic.
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ class MessageStore(ABC):
             return Page(items, encode_cursor(items[-1].sort_key))
         return Page(items, None)
 
-    def changes_since(self, since: str | None, limit: int) -> list[Message]:
+    def changes_since(self, since: str | None, limit: int) -> builtins.list[Message]:
         """Up to ``limit`` records (tombstones included) whose version string is greater than
         ``since``, in ascending version order. Feeds anti-entropy, verification and emulated
         change feeds. ``since=None`` starts from the beginning."""
@@ -90,7 +91,7 @@ class MessageStore(ABC):
         fetch in batches of about that size and keep yielding lazily."""
 
     @abstractmethod
-    def _changes_since(self, since: str | None, limit: int) -> list[Message]: ...
+    def _changes_since(self, since: str | None, limit: int) -> builtins.list[Message]: ...
 
     @abstractmethod
     def _ping(self) -> None: ...

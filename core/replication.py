@@ -1,4 +1,4 @@
-"""Replication between clouds: signed batches, inbound verification, outbound forwarding.
+"""Replication between clouds: signed requests, inbound verification, outbound forwarding.
 
 Wire format of a batch (``POST /replication/batch``)::
 
@@ -7,24 +7,32 @@ Wire format of a batch (``POST /replication/batch``)::
              X-Overcast-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
     body:    {"origin": "<sender origin>", "records": [<Message.to_record()>, ...]}
 
-Each pair of peers shares a secret. A batch is rejected (401, nothing applied) when the
+Anti-entropy (core/anti_entropy.py) adds two read-only requests signed the same way:
+``POST /replication/digest`` (a page of the peer's (channel, id, version) since a version floor)
+and ``POST /replication/fetch`` (full records for a list of keys).
+
+Each pair of peers shares a secret. A request is rejected (401, nothing applied) when the
 signature is missing or wrong or the timestamp is further than the allowed skew from now;
 replaying a valid batch is harmless because applying is last-writer-wins on versions.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import hmac
 import json
 import logging
+import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.errors import OvercastError, PayloadTooLarge, Unauthorized, Unavailable, ValidationError
 from core.logs import get_logger, log
 from core.model import Limits, Message
-from core.ports import PeerTransport
+from core.ports import MessageStore, PeerTransport
 from core.settings import Peer
 
 logger = get_logger("replication")
@@ -33,6 +41,11 @@ ORIGIN_HEADER = "x-overcast-origin"
 TIMESTAMP_HEADER = "x-overcast-timestamp"
 SIGNATURE_HEADER = "x-overcast-signature"
 BATCH_PATH = "/replication/batch"
+DIGEST_PATH = "/replication/digest"
+FETCH_PATH = "/replication/fetch"
+SIGNED_PATHS = frozenset({BATCH_PATH, DIGEST_PATH, FETCH_PATH})
+_TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")
+_SIGNATURE_RE = re.compile(r"^v1=[0-9a-f]{64}$")
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -52,7 +65,12 @@ def signed_headers(origin: str, secret: str, timestamp: int, body: bytes) -> dic
 def verify(
     headers: Mapping[str, str], body: bytes, secret_for: Callable[[str], str | None], now_s: int, max_skew_s: int
 ) -> str:
-    """Check a signed request; returns the sender's origin or raises Unauthorized."""
+    """Check a signed request; returns the sender's origin or raises Unauthorized.
+
+    The timestamp must be plain digits (the exact text is what was signed) and the signature
+    exactly ``v1=<64 hex>``; both are checked before any comparison, so odd header bytes give a
+    401, never an error inside ``compare_digest``.
+    """
     origin = headers.get(ORIGIN_HEADER, "")
     timestamp_text = headers.get(TIMESTAMP_HEADER, "")
     signature = headers.get(SIGNATURE_HEADER, "")
@@ -60,31 +78,40 @@ def verify(
         raise Unauthorized("missing replication signature headers", code="signature_missing")
     secret = secret_for(origin)
     if not secret:
-        raise Unauthorized(f"unknown peer {origin!r}", code="unknown_peer")
-    try:
-        timestamp = int(timestamp_text)
-    except ValueError:
-        raise Unauthorized("malformed timestamp", code="signature_invalid") from None
+        raise Unauthorized(f"unknown peer {origin[:40]!r}", code="unknown_peer")
+    if not _TIMESTAMP_RE.match(timestamp_text):
+        raise Unauthorized("malformed timestamp", code="signature_invalid")
+    timestamp = int(timestamp_text)
     if abs(now_s - timestamp) > max_skew_s:
-        raise Unauthorized("stale or future-dated batch", code="signature_stale")
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+        raise Unauthorized("stale or future-dated request", code="signature_stale")
+    if not _SIGNATURE_RE.match(signature):
+        raise Unauthorized("malformed signature", code="signature_invalid")
+    if not hmac.compare_digest(sign(secret, timestamp, body).encode(), signature.encode()):
         raise Unauthorized("signature does not match", code="signature_invalid")
     return origin
 
 
-def decode_batch(body: bytes, sender: str, limits: Limits) -> list[Message]:
-    """Parse and validate a whole batch before anything is applied: one bad record rejects all."""
-    if len(body) > limits.max_batch_bytes:
-        raise PayloadTooLarge(f"batch larger than {limits.max_batch_bytes} bytes")
+def decode_json_object(body: bytes, sender: str, max_bytes: int) -> dict[str, Any]:
+    """Parse a signed request body: a JSON object whose ``origin`` is the signed sender."""
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"batch is not valid JSON: {exc}", code="invalid_json") from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
-        raise ValidationError("batch must be an object with a records list", code="invalid_batch")
+        raise ValidationError(f"body is not valid JSON: {exc}", code="invalid_json") from exc
+    if not isinstance(payload, dict):
+        raise ValidationError("body must be a JSON object", code="invalid_batch")
     if payload.get("origin") != sender:
-        raise ValidationError("batch origin does not match the signed origin", code="invalid_batch")
-    records = payload["records"]
+        raise ValidationError("body origin does not match the signed origin", code="invalid_batch")
+    return payload
+
+
+def decode_batch(body: bytes, sender: str, limits: Limits) -> list[Message]:
+    """Parse and validate a whole batch before anything is applied: one bad record rejects all."""
+    payload = decode_json_object(body, sender, limits.max_batch_bytes)
+    records = payload.get("records")
+    if not isinstance(records, list):
+        raise ValidationError("batch must be an object with a records list", code="invalid_batch")
     if len(records) > limits.max_batch_records:
         raise PayloadTooLarge(f"batch has more than {limits.max_batch_records} records")
     if not all(isinstance(r, dict) for r in records):
@@ -92,9 +119,12 @@ def decode_batch(body: bytes, sender: str, limits: Limits) -> list[Message]:
     return [Message.from_record(record) for record in records]
 
 
+def encode_json(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def encode_batch(origin: str, messages: Sequence[Message]) -> bytes:
-    body = {"origin": origin, "records": [m.to_record() for m in messages]}
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return encode_json({"origin": origin, "records": [m.to_record() for m in messages]})
 
 
 def batches(messages: Sequence[Message], limits: Limits) -> Iterator[list[Message]]:
@@ -110,6 +140,36 @@ def batches(messages: Sequence[Message], limits: Limits) -> Iterator[list[Messag
         size += record_size
     if batch:
         yield batch
+
+
+def changes_page(store: MessageStore, since: str | None, limit: int) -> tuple[list[Message], str | None]:
+    """One page of ``store.changes_since`` that is safe to resume from its last version.
+
+    Two records can share a version string (two function instances of one cloud ticking the
+    same millisecond), and ``changes_since`` is strictly-greater, so a page that ended inside
+    such a tie would skip the rest of it. A full page therefore gives back its trailing tie and
+    resumes before it. Returns the page and the ``since`` of the next one (None when done).
+    """
+    page = store.changes_since(since, limit)
+    if len(page) < limit:
+        return page, None
+    last = str(page[-1].version)
+    kept = page
+    while kept and str(kept[-1].version) == last:
+        kept = kept[:-1]
+    if not kept:  # a whole page of one version: cannot split it, take it (limit >> any real tie)
+        return page, last
+    return kept, str(kept[-1].version)
+
+
+def iter_changes(store: MessageStore, since: str | None, page_size: int = 500) -> Iterator[Message]:
+    """Every record with version > ``since`` in ascending version order, a page at a time."""
+    cursor: str | None = since
+    while True:
+        page, cursor = changes_page(store, cursor, page_size)
+        yield from page
+        if cursor is None:
+            return
 
 
 @dataclass
@@ -129,7 +189,9 @@ class Replicator:
     Only records whose version originated here are forwarded — a record that arrived from a
     peer is that peer's to spread — which is what stops replication loops. A batch that any peer
     did not accept is reported failed, so the platform retries it (and anti-entropy backs that up);
-    it is never reported done.
+    it is never reported done. Peers are pushed to in parallel, each push bounded by
+    ``timeout_s``, and a peer that failed once in a call is not tried again in that call, so one
+    dead peer costs one timeout per delivery, not one per batch.
     """
 
     def __init__(
@@ -147,14 +209,22 @@ class Replicator:
         self.now_s = now_s
         self.limits = limits or Limits()
         self.timeout_s = timeout_s
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def forward(self, changes: Sequence[Message], *, only_local: bool = True) -> ForwardResult:
         outgoing = [m for m in changes if m.origin == self.origin] if only_local else list(changes)
         result = ForwardResult()
         if not outgoing or not self.peers:
             return result
+        failed_peers: dict[str, str] = {}
         for batch in batches(outgoing, self.limits):
-            errors = [e for e in (self._push(peer, batch) for peer in self.peers) if e]
+            live = [p for p in self.peers if p.name not in failed_peers]
+            errors = [f"{p.name}: skipped after an earlier failure in this delivery" for p in self.peers if p.name in failed_peers]
+            for peer, error in zip(live, self._map(lambda p, b=batch: self._push(p, b), live), strict=True):
+                if error:
+                    failed_peers[peer.name] = error
+                    errors.append(error)
             if errors:
                 result.failed.extend(batch)
                 result.errors.extend(errors)
@@ -164,7 +234,30 @@ class Replicator:
 
     def push_to(self, peer: Peer, messages: Sequence[Message]) -> list[str]:
         """Push records (of any origin) to one peer; returns error strings. Used by anti-entropy."""
-        return [e for e in (self._push(peer, batch) for batch in batches(messages, self.limits)) if e]
+        errors: list[str] = []
+        for batch in batches(messages, self.limits):
+            error = self._push(peer, batch)
+            if error:  # the peer is failing: don't spend a timeout on every remaining batch
+                errors.append(error)
+                break
+        return errors
+
+    def call(self, peer: Peer, path: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """A signed JSON request to a peer (anti-entropy reads); raises Unavailable on any failure."""
+        body = encode_json({**payload, "origin": self.origin})
+        headers = signed_headers(self.origin, peer.secret, self.now_s(), body)
+        response = self.transport.post(peer.url + path, body, headers, self.timeout_s)
+        if not 200 <= response.status < 300:
+            raise Unavailable(
+                f"{peer.name}{path}: HTTP {response.status} {response.body[:200]!r}", retry_after=5, code="peer_unavailable"
+            )
+        try:
+            answer = json.loads(response.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise Unavailable(f"{peer.name}{path}: answer is not JSON", retry_after=5, code="peer_unavailable") from exc
+        if not isinstance(answer, dict):
+            raise Unavailable(f"{peer.name}{path}: answer is not an object", retry_after=5, code="peer_unavailable")
+        return answer
 
     def _push(self, peer: Peer, batch: list[Message]) -> str | None:
         body = encode_batch(self.origin, batch)
@@ -173,12 +266,22 @@ class Replicator:
             response = self.transport.post(peer.url + BATCH_PATH, body, headers, self.timeout_s)
         except OvercastError as exc:
             error = f"{peer.name}: {exc.message}"
+        except Exception as exc:  # a transport that failed to translate: still a failed push, not a crash
+            error = f"{peer.name}: {type(exc).__name__}: {exc}"
         else:
             if 200 <= response.status < 300:
                 return None
             error = f"{peer.name}: HTTP {response.status} {response.body[:200]!r}"
         log(logger, logging.WARNING, "replication push failed", peer=peer.name, records=len(batch), error=error)
         return error
+
+    def _map(self, fn: Callable[[Peer], str | None], peers: Sequence[Peer]) -> list[str | None]:
+        if len(peers) <= 1:
+            return [fn(p) for p in peers]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="replicate")
+        return list(self._pool.map(fn, peers))
 
 
 def unavailable_peer(name: str, reason: str) -> Unavailable:

@@ -9,7 +9,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import AlreadyExists, Conflict, IdempotencyMismatch, NotFound, OvercastError, Unavailable, ValidationError
+from core.errors import (
+    AlreadyExists,
+    Conflict,
+    IdempotencyMismatch,
+    NotFound,
+    OvercastError,
+    Unavailable,
+    ValidationError,
+)
 from core.logs import get_logger, log
 from core.model import (
     HybridLogicalClock,
@@ -130,13 +138,19 @@ class MessageService:
         try:
             future.result(timeout=timeout_s)
         except concurrent.futures.TimeoutError:
-            raise Unavailable(f"store did not answer within {timeout_s:.1f} s", retry_after=5, code="store_timeout") from None
+            raise Unavailable(
+                f"store did not answer within {timeout_s:.1f} s", retry_after=5, code="store_timeout"
+            ) from None
         except OvercastError:
             raise
         except Exception as exc:  # an adapter that failed to translate: still a 503, and logged
             logger.exception("store ping failed")
             raise Unavailable(f"store ping failed: {type(exc).__name__}", retry_after=5) from exc
-        return {"status": "ok", "store": self.store.kind, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+        return {
+            "status": "ok",
+            "store": self.store.kind,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
 
     # -- validation -------------------------------------------------------------------------
 

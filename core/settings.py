@@ -25,9 +25,13 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("OVERCAST_PROVIDER", "local", "Provider name reported in served_by and logs (aws, azure, gcp, local)."),
     Setting("OVERCAST_REGION", "local", "Region reported in served_by and logs."),
-    Setting("OVERCAST_ORIGIN", "", "This replica's origin id in versions, 1-32 of [a-z0-9-]; defaults to the provider."),
+    Setting(
+        "OVERCAST_ORIGIN", "", "This replica's origin id in versions, 1-32 of [a-z0-9-]; defaults to the provider."
+    ),
     Setting("OVERCAST_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
-    Setting("OVERCAST_DEEP_HEALTH_TIMEOUT_MS", "1500", "Bound on the store round trip in /health/deep (Route 53 waits 2 s)."),
+    Setting(
+        "OVERCAST_DEEP_HEALTH_TIMEOUT_MS", "1500", "Bound on the store round trip in /health/deep (Route 53 waits 2 s)."
+    ),
     Setting("OVERCAST_MAX_AUTHOR_CHARS", "64", "Longest author name accepted."),
     Setting("OVERCAST_MAX_TEXT_CHARS", "4000", "Longest message text accepted (characters)."),
     Setting("OVERCAST_MAX_BODY_BYTES", "65536", "Largest request body accepted."),
@@ -38,7 +42,11 @@ SETTINGS: tuple[Setting, ...] = (
         'Replication peers as JSON: [{"name": "azure", "url": "https://host/api", "secret_env": "VAR"}]. '
         "name is the peer's origin id; secret_env names the variable holding the pair's shared secret.",
     ),
-    Setting("OVERCAST_REPLICATION_SECRET", "", "Shared secret for peers that name no secret_env (inject from a secret store)."),
+    Setting(
+        "OVERCAST_REPLICATION_SECRET",
+        "",
+        "Shared secret for peers that name no secret_env (inject from a secret store).",
+    ),
     Setting("OVERCAST_REPLICATION_MAX_SKEW_S", "300", "Signed batches older or newer than this are rejected as stale."),
     Setting("OVERCAST_REPLICATION_TIMEOUT_S", "5", "Timeout of one push to a peer."),
 )

@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    print(f"Overcast serving on {server.url} (store {overcast.store.kind}: {args.db or DEFAULT_DB}); Ctrl-C stops", flush=True)
+    print(
+        f"Overcast serving on {server.url} (store {overcast.store.kind}: {args.db or DEFAULT_DB}); Ctrl-C stops",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -48,7 +48,9 @@ class InMemoryMessageStore(MessageStore):
     def _scan_newest_first(self, channel: str, before: str | None, page_hint: int) -> Iterator[Message]:
         self._check()
         with self._lock:
-            rows = [m for (c, _), m in self._records.items() if c == channel and (before is None or m.sort_key < before)]
+            rows = [
+                m for (c, _), m in self._records.items() if c == channel and (before is None or m.sort_key < before)
+            ]
         yield from sorted(rows, key=lambda m: m.sort_key, reverse=True)
 
     def _changes_since(self, since: str | None, limit: int) -> list[Message]:

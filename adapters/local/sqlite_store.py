@@ -56,7 +56,9 @@ class SqliteMessageStore(MessageStore):
         db = getattr(self._local, "db", None)
         if db is None:
             try:
-                db = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
+                db = sqlite3.connect(
+                    self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+                )
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
@@ -96,7 +98,9 @@ class SqliteMessageStore(MessageStore):
 
     def _get(self, channel: str, message_id: str) -> Message | None:
         with self._tx() as db:
-            row = db.execute(f"SELECT {_COLUMNS} FROM messages WHERE channel = ? AND id = ?", (channel, message_id)).fetchone()
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE channel = ? AND id = ?", (channel, message_id)
+            ).fetchone()
         return _message(row) if row else None
 
     def _scan_newest_first(self, channel: str, before: str | None, page_hint: int) -> Iterator[Message]:

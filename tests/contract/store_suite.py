@@ -111,7 +111,9 @@ class MessageStoreConformance:
     def test_put_if_newer_ignores_older_and_equal_versions(self, store: MessageStore) -> None:
         current = make_message()
         store.create(current)
-        older = Message(**{**current.__dict__, "text": "older", "version": Version(current.version.physical_ms - 1, 5, "zzz")})
+        older = Message(
+            **{**current.__dict__, "text": "older", "version": Version(current.version.physical_ms - 1, 5, "zzz")}
+        )
         equal = Message(**{**current.__dict__, "text": "same version, other text"})
         assert store.put_if_newer(older) is False
         assert store.put_if_newer(equal) is False
@@ -128,9 +130,13 @@ class MessageStoreConformance:
         base = make_message()
         store.create(base)
         v = base.version
-        by_counter = Message(**{**base.__dict__, "text": "counter", "version": Version(v.physical_ms, v.counter + 1, v.origin)})
+        by_counter = Message(
+            **{**base.__dict__, "text": "counter", "version": Version(v.physical_ms, v.counter + 1, v.origin)}
+        )
         assert store.put_if_newer(by_counter) is True
-        by_origin = Message(**{**base.__dict__, "text": "origin", "version": Version(v.physical_ms, v.counter + 1, "zz")})
+        by_origin = Message(
+            **{**base.__dict__, "text": "origin", "version": Version(v.physical_ms, v.counter + 1, "zz")}
+        )
         assert store.put_if_newer(by_origin) is True
         loser = Message(**{**base.__dict__, "text": "loser", "version": Version(v.physical_ms, v.counter + 1, "aa")})
         assert store.put_if_newer(loser) is False
@@ -261,7 +267,9 @@ class MessageStoreConformance:
         _race(concurrency, lambda i: store.put_if_newer(candidates[i]))
         assert store.get(base.channel, base.id) == candidates[-1]
 
-    def test_concurrent_identical_put_if_newer_has_exactly_one_winner(self, store: MessageStore, concurrency: int) -> None:
+    def test_concurrent_identical_put_if_newer_has_exactly_one_winner(
+        self, store: MessageStore, concurrency: int
+    ) -> None:
         base = make_message()
         store.create(base)
         update = newer(base, text="once")
