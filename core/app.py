@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from core import replication
+from core import anti_entropy, replication
 from core.errors import OvercastError, PayloadTooLarge, ValidationError
 from core.http import Request, Response, Router
 from core.logs import get_logger, log, request_id_var
@@ -40,6 +40,8 @@ class HttpApp:
         r.add("GET", "/channels/{channel}/messages/{message_id}", self.get_message)
         r.add("DELETE", "/channels/{channel}/messages/{message_id}", self.delete_message)
         r.add("POST", replication.BATCH_PATH, self.replication_batch)
+        r.add("POST", replication.DIGEST_PATH, self.replication_digest)
+        r.add("POST", replication.FETCH_PATH, self.replication_fetch)
 
     def handle(self, request: Request) -> Response:
         request_id = self._request_id(request)
@@ -117,13 +119,7 @@ class HttpApp:
         return Response.empty(204)
 
     def replication_batch(self, request: Request) -> Response:
-        sender = replication.verify(
-            request.headers,
-            request.body,
-            lambda name: peer.secret if (peer := self.settings.peer(name)) else None,
-            self.now_s(),
-            self.settings.replication_max_skew_s,
-        )
+        sender = self._verified_peer(request)
         messages = replication.decode_batch(request.body, sender, self.settings.limits)
         result = self.service.apply_replicated(messages)
         log(
@@ -136,7 +132,31 @@ class HttpApp:
         )
         return Response.json(200, {"applied": result.applied, "ignored": result.ignored, "served_by": self.served_by})
 
+    def replication_digest(self, request: Request) -> Response:
+        """Anti-entropy read: a page of this store's (channel, id, version) since a floor."""
+        sender = self._verified_peer(request)
+        payload = replication.decode_json_object(request.body, sender, self.settings.limits.max_body_bytes)
+        answer = anti_entropy.answer_digest(self.service.store, payload)
+        return Response.json(200, {**answer, "origin": self.settings.origin})
+
+    def replication_fetch(self, request: Request) -> Response:
+        """Anti-entropy read: full records for the keys a peer found newer here."""
+        sender = self._verified_peer(request)
+        payload = replication.decode_json_object(request.body, sender, self.settings.limits.max_body_bytes)
+        answer = anti_entropy.answer_fetch(self.service.store, payload)
+        return Response.json(200, {**answer, "origin": self.settings.origin})
+
     # -- helpers ------------------------------------------------------------------------------
+
+    def _verified_peer(self, request: Request) -> str:
+        """The signed sender of a replication request, or Unauthorized (before anything is read)."""
+        return replication.verify(
+            request.headers,
+            request.body,
+            lambda name: peer.secret if (peer := self.settings.peer(name)) else None,
+            self.now_s(),
+            self.settings.replication_max_skew_s,
+        )
 
     def _message(self, message: Any) -> dict[str, Any]:
         return {**message.to_api(), "served_by": self.served_by}

@@ -19,6 +19,7 @@ replaying a valid batch is harmless because applying is last-writer-wins on vers
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import hashlib
 import hmac
 import json
@@ -220,8 +221,13 @@ class Replicator:
         failed_peers: dict[str, str] = {}
         for batch in batches(outgoing, self.limits):
             live = [p for p in self.peers if p.name not in failed_peers]
-            errors = [f"{p.name}: skipped after an earlier failure in this delivery" for p in self.peers if p.name in failed_peers]
-            for peer, error in zip(live, self._map(lambda p, b=batch: self._push(p, b), live), strict=True):
+            errors = [
+                f"{p.name}: skipped after an earlier failure in this delivery"
+                for p in self.peers
+                if p.name in failed_peers
+            ]
+            outcomes = self._map(functools.partial(self._push, batch=batch), live)
+            for peer, error in zip(live, outcomes, strict=True):
                 if error:
                     failed_peers[peer.name] = error
                     errors.append(error)
@@ -249,7 +255,9 @@ class Replicator:
         response = self.transport.post(peer.url + path, body, headers, self.timeout_s)
         if not 200 <= response.status < 300:
             raise Unavailable(
-                f"{peer.name}{path}: HTTP {response.status} {response.body[:200]!r}", retry_after=5, code="peer_unavailable"
+                f"{peer.name}{path}: HTTP {response.status} {response.body[:200]!r}",
+                retry_after=5,
+                code="peer_unavailable",
             )
         try:
             answer = json.loads(response.body)
