@@ -1,0 +1,222 @@
+"""DynamoDBMessageStore: the message store on DynamoDB (table design in adapters/aws/table.py).
+
+Every operation is one native DynamoDB call: conditional PutItem for create and put_if_newer,
+consistent GetItem, Query on the listing LSI, Query per shard on the version GSI. Every botocore
+exception is translated here, at the boundary, into core's error taxonomy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
+
+from adapters.aws.table import LISTING_INDEX, VERSION_INDEX, VERSION_SHARDS, item_to_message, message_to_item
+from core.errors import AlreadyExists, ConfigurationError, OvercastError, Unavailable
+from core.model import Message
+from core.ports import MessageStore
+
+#: Timeouts sized for Route 53: /health/deep must answer within 2 s, so one store call may take
+#: ~1 s to connect and ~2 s to read, and botocore's standard retry mode (jittered backoff,
+#: throttling-aware) makes at most 3 attempts before we report Unavailable.
+CLIENT_CONFIG = Config(
+    connect_timeout=1,
+    read_timeout=2,
+    retries={"mode": "standard", "total_max_attempts": 3},
+    tcp_keepalive=True,
+    max_pool_connections=16,
+)
+
+_THROTTLED = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "LimitExceededException",
+}
+_TRANSIENT = {
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+}
+_MISCONFIGURED = {
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "MissingAuthenticationTokenException",
+    "ExpiredTokenException",
+    "IncompleteSignatureException",
+    "ValidationException",  # only reachable with a table whose schema is not ours
+}
+_PING_KEY = {"pk": {"S": "_overcast"}, "sk": {"S": "_ping"}}  # never a message: channels start [a-z0-9]
+
+
+def make_client(region: str | None = None, endpoint_url: str | None = None, **kwargs: Any) -> Any:
+    """A DynamoDB client with the timeouts and retries above. ``endpoint_url`` points it at an
+    emulator (moto server, DynamoDB Local); extra kwargs go to ``boto3.session.Session.client``."""
+    try:
+        return boto3.session.Session().client(
+            "dynamodb", region_name=region, endpoint_url=endpoint_url, config=CLIENT_CONFIG, **kwargs
+        )
+    except (NoRegionError, ValueError) as exc:
+        raise ConfigurationError(f"DynamoDB client: {exc} (set AWS_REGION)") from exc
+
+
+class DynamoDBMessageStore(MessageStore):
+    kind = "dynamodb"
+
+    def __init__(self, client: Any, table: str) -> None:
+        """``client`` is a prebuilt ``boto3.client("dynamodb")`` (see ``make_client``)."""
+        if not table:
+            raise ConfigurationError("DynamoDB table name is empty (set OVERCAST_DYNAMODB_TABLE)")
+        self.client = client
+        self.table = table
+
+    # -- MessageStore steps ---------------------------------------------------------------------
+
+    def _create(self, message: Message) -> None:
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=message_to_item(message),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise AlreadyExists(f"message {message.channel}/{message.id} exists") from exc
+            raise self._translate(exc) from exc
+        except BotoCoreError as exc:
+            raise self._translate(exc) from exc
+
+    def _put_if_newer(self, message: Message) -> bool:
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=message_to_item(message),
+                # Versions are fixed-width strings whose order is version order (core.model).
+                ConditionExpression="attribute_not_exists(pk) OR #v < :v",
+                ExpressionAttributeNames={"#v": "version"},
+                ExpressionAttributeValues={":v": {"S": str(message.version)}},
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise self._translate(exc) from exc
+        except BotoCoreError as exc:
+            raise self._translate(exc) from exc
+        return True
+
+    def _get(self, channel: str, message_id: str) -> Message | None:
+        with self._translated():
+            answer = self.client.get_item(
+                TableName=self.table, Key={"pk": {"S": channel}, "sk": {"S": message_id}}, ConsistentRead=True
+            )
+        item = answer.get("Item")
+        return item_to_message(item) if item else None
+
+    def _scan_newest_first(self, channel: str, before: str | None, page_hint: int) -> Iterator[Message]:
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": LISTING_INDEX,
+            "ScanIndexForward": False,
+            "ConsistentRead": True,  # an LSI can: a client sees its own write in the next listing
+            "Limit": max(page_hint, 1),
+            "ExpressionAttributeNames": {"#pk": "pk"},
+            "ExpressionAttributeValues": {":pk": {"S": channel}},
+            "KeyConditionExpression": "#pk = :pk",
+        }
+        if before is not None:
+            request["KeyConditionExpression"] = "#pk = :pk AND #sk < :before"
+            request["ExpressionAttributeNames"]["#sk"] = "sort_key"
+            request["ExpressionAttributeValues"][":before"] = {"S": before}
+        yield from self._query_pages(request)
+
+    def _changes_since(self, since: str | None, limit: int) -> list[Message]:
+        # Each shard is version-ordered; a lazy k-way merge reads at most what it returns plus
+        # one page per shard.
+        shards = [self._shard_changes(shard, since, limit) for shard in range(VERSION_SHARDS)]
+        merged = heapq.merge(*shards, key=lambda m: str(m.version))
+        return list(itertools.islice(merged, limit))
+
+    def _ping(self) -> None:
+        # A real data-plane round trip (GetItem of a key no message can have): it proves the
+        # table exists, the credentials work and the store answers. DescribeTable would hit the
+        # control plane, whose rate limits are far lower than Route 53's probe rate.
+        with self._translated():
+            self.client.get_item(TableName=self.table, Key=_PING_KEY, ProjectionExpression="pk")
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _shard_changes(self, shard: int, since: str | None, limit: int) -> Iterator[Message]:
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": VERSION_INDEX,
+            "Limit": min(limit, 1000),
+            "ExpressionAttributeNames": {"#s": "vshard"},
+            "ExpressionAttributeValues": {":s": {"N": str(shard)}},
+            "KeyConditionExpression": "#s = :s",
+        }
+        if since:
+            request["KeyConditionExpression"] = "#s = :s AND #v > :since"
+            request["ExpressionAttributeNames"]["#v"] = "version"
+            request["ExpressionAttributeValues"][":since"] = {"S": since}
+        return self._query_pages(request)
+
+    def _query_pages(self, request: dict[str, Any]) -> Iterator[Message]:
+        """Yield query results lazily, one page (one round trip) at a time."""
+        while True:
+            with self._translated():
+                answer = self.client.query(**request)
+            for item in answer.get("Items", ()):
+                yield item_to_message(item)
+            last = answer.get("LastEvaluatedKey")
+            if not last:
+                return
+            request = {**request, "ExclusiveStartKey": last}
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: Exception) -> OvercastError:
+        """botocore exception → core error. Callers ``raise ... from exc``."""
+        where = f"DynamoDB table {self.table!r}"
+        if isinstance(exc, ClientError):
+            code = _code(exc)
+            message = exc.response.get("Error", {}).get("Message", "")
+            if code == "ResourceNotFoundException":
+                return ConfigurationError(f"{where} does not exist in this account/region ({message})")
+            if code in _THROTTLED:
+                return Unavailable(f"{where} is throttling requests ({code})", retry_after=2, code="store_throttled")
+            if code in _MISCONFIGURED:
+                return ConfigurationError(f"{where}: {code}: {message}")
+            if code == "ItemCollectionSizeLimitExceededException":
+                return Unavailable(
+                    f"{where}: a channel outgrew its 10 GB item collection", retry_after=60, code="store_full"
+                )
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code in _TRANSIENT or status >= 500:
+                return Unavailable(f"{where}: {code or status}: {message}", retry_after=1)
+            return ConfigurationError(f"{where}: unexpected {code or status}: {message}")
+        if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+            return ConfigurationError(f"{where}: no AWS credentials ({exc})")
+        if isinstance(exc, NoRegionError):
+            return ConfigurationError(f"{where}: no AWS region (set AWS_REGION)")
+        # Connection refused/reset, DNS failure, connect or read timeout: the store is unreachable.
+        return Unavailable(f"{where} unreachable: {type(exc).__name__}: {exc}", retry_after=1)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))

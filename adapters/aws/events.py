@@ -1,0 +1,249 @@
+"""AWS event shapes: thin read-only views over the raw Lambda event dict, one class per shape.
+
+* ``ApiGatewayV2Event`` — HTTP API, payload format 2.0 (what serverless.aws.yml deploys).
+* ``ApiGatewayV1Event`` — REST API (and HTTP API payload format 1.0).
+* ``DynamoDBStreamEvent`` — a batch of DynamoDB Streams records (NEW_AND_OLD_IMAGES).
+
+``infer(event)`` picks the shape. HTTP shapes turn into core's neutral ``Request`` and turn a
+``Response`` back into the dict API Gateway expects; the raw event stays reachable as
+``raw_event`` for debugging, and core never sees it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from adapters.aws.table import item_to_message
+from core.errors import ValidationError
+from core.http import Request, Response
+from core.model import Message
+
+_TEXT_TYPES = ("text/", "application/json", "application/problem+json", "application/xml", "application/javascript")
+
+
+class _EventView:
+    def __init__(self, event: Mapping[str, Any]) -> None:
+        self.raw_event = event
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw_event[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw_event.get(key, default)
+
+    @property
+    def request_context(self) -> Mapping[str, Any]:
+        return self.raw_event.get("requestContext") or {}
+
+
+class _HttpEvent(_EventView):
+    """What both API Gateway payload formats share."""
+
+    @property
+    def method(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def path(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def query(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    @property
+    def headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    @property
+    def stage(self) -> str:
+        return str(self.request_context.get("stage") or "")
+
+    @property
+    def request_id(self) -> str:
+        return str(self.request_context.get("requestId") or "")
+
+    @property
+    def body(self) -> bytes:
+        body = self.raw_event.get("body")
+        if body is None:
+            return b""
+        if self.raw_event.get("isBase64Encoded"):
+            try:
+                return base64.b64decode(body, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ValidationError("request body is not valid base64", code="invalid_body") from exc
+        return str(body).encode("utf-8")
+
+    def to_request(self) -> Request:
+        return Request(
+            method=self.method.upper(),
+            path=self.path,
+            query=self.query,
+            headers=self.headers,
+            body=self.body,
+            request_id=self.request_id,
+        )
+
+    def _strip_stage(self, path: str) -> str:
+        # A named stage appears as the first path segment (HTTP API stages other than $default,
+        # REST APIs behind some custom-domain mappings); routes never include it.
+        stage = self.stage
+        if stage and stage != "$default":
+            prefix = "/" + stage
+            if path == prefix or path.startswith(prefix + "/"):
+                return path[len(prefix) :] or "/"
+        return path or "/"
+
+    def to_response(self, response: Response) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class ApiGatewayV2Event(_HttpEvent):
+    """HTTP API payload format 2.0."""
+
+    @property
+    def method(self) -> str:
+        return str(self.request_context.get("http", {}).get("method") or "GET")
+
+    @property
+    def path(self) -> str:
+        return self._strip_stage(unquote(str(self.raw_event.get("rawPath") or "/")))
+
+    @property
+    def query(self) -> dict[str, str]:
+        query: dict[str, str] = {}
+        for name, value in parse_qsl(self.raw_event.get("rawQueryString") or "", keep_blank_values=True):
+            query.setdefault(name, value)  # a repeated parameter: the first one counts
+        return query
+
+    @property
+    def headers(self) -> dict[str, str]:
+        headers = {str(k).lower(): str(v) for k, v in (self.raw_event.get("headers") or {}).items()}
+        cookies = self.raw_event.get("cookies")
+        if cookies:  # v2 moves Cookie headers into a list
+            headers["cookie"] = "; ".join(cookies)
+        return headers
+
+    def to_response(self, response: Response) -> dict[str, Any]:
+        headers = dict(response.headers)
+        result: dict[str, Any] = {"statusCode": response.status}
+        cookie = headers.pop("set-cookie", None)
+        if cookie is not None:
+            result["cookies"] = [cookie]
+        result["headers"] = headers
+        result.update(_encode_body(response))
+        return result
+
+
+class ApiGatewayV1Event(_HttpEvent):
+    """REST API proxy integration (also HTTP API payload format 1.0)."""
+
+    @property
+    def method(self) -> str:
+        return str(self.raw_event.get("httpMethod") or "GET")
+
+    @property
+    def path(self) -> str:
+        return self._strip_stage(str(self.raw_event.get("path") or "/"))
+
+    @property
+    def query(self) -> dict[str, str]:
+        query: dict[str, str] = {}
+        for name, values in (self.raw_event.get("multiValueQueryStringParameters") or {}).items():
+            if values:
+                query[name] = str(values[0])
+        for name, value in (self.raw_event.get("queryStringParameters") or {}).items():
+            query.setdefault(name, str(value))
+        return query
+
+    @property
+    def headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for name, values in (self.raw_event.get("multiValueHeaders") or {}).items():
+            if values:
+                headers[str(name).lower()] = ", ".join(str(v) for v in values)
+        for name, value in (self.raw_event.get("headers") or {}).items():
+            headers.setdefault(str(name).lower(), str(value))
+        return headers
+
+    def to_response(self, response: Response) -> dict[str, Any]:
+        return {"statusCode": response.status, "headers": dict(response.headers), **_encode_body(response)}
+
+
+class DynamoDBStreamRecord(_EventView):
+    @property
+    def event_id(self) -> str:
+        return str(self.raw_event.get("eventID", ""))
+
+    @property
+    def event_name(self) -> str:
+        """INSERT, MODIFY or REMOVE."""
+        return str(self.raw_event.get("eventName", ""))
+
+    @property
+    def dynamodb(self) -> Mapping[str, Any]:
+        return self.raw_event.get("dynamodb") or {}
+
+    @property
+    def sequence_number(self) -> str:
+        """The batch item identifier Lambda expects in ``batchItemFailures``."""
+        return str(self.dynamodb.get("SequenceNumber", ""))
+
+    @property
+    def keys(self) -> Mapping[str, Any]:
+        return self.dynamodb.get("Keys") or {}
+
+    @property
+    def new_image(self) -> Mapping[str, Any] | None:
+        return self.dynamodb.get("NewImage")
+
+    @property
+    def old_image(self) -> Mapping[str, Any] | None:
+        return self.dynamodb.get("OldImage")
+
+    def new_message(self) -> Message:
+        """The record's new image as a Message; raises ValidationError if it has none or is not
+        a message item."""
+        image = self.new_image
+        if not image:
+            raise ValidationError(f"stream record {self.event_id} has no NewImage", code="invalid_record")
+        return item_to_message(image)
+
+
+class DynamoDBStreamEvent(_EventView):
+    @property
+    def records(self) -> Iterator[DynamoDBStreamRecord]:
+        for record in self.raw_event.get("Records") or ():
+            yield DynamoDBStreamRecord(record)
+
+
+HttpEvent = ApiGatewayV1Event | ApiGatewayV2Event
+
+
+def infer(event: Mapping[str, Any]) -> HttpEvent | DynamoDBStreamEvent:
+    """The shape of a raw Lambda event; raises ValidationError for one this app does not take."""
+    if not isinstance(event, Mapping):
+        raise ValidationError(f"event is a {type(event).__name__}, not an object", code="unknown_event")
+    records = event.get("Records")
+    if isinstance(records, list) and records and records[0].get("eventSource") == "aws:dynamodb":
+        return DynamoDBStreamEvent(event)
+    if event.get("version") == "2.0" and "rawPath" in event:
+        return ApiGatewayV2Event(event)
+    if "httpMethod" in event:
+        return ApiGatewayV1Event(event)
+    raise ValidationError("event is neither an API Gateway request nor a DynamoDB stream batch", code="unknown_event")
+
+
+def _encode_body(response: Response) -> dict[str, Any]:
+    content_type = response.headers.get("content-type", "")
+    if content_type.startswith(_TEXT_TYPES) or not response.body:
+        try:
+            return {"body": response.body.decode("utf-8"), "isBase64Encoded": False}
+        except UnicodeDecodeError:
+            pass
+    return {"body": base64.b64encode(response.body).decode("ascii"), "isBase64Encoded": True}
