@@ -4,5 +4,6 @@ each starts its server once per session (bound to 127.0.0.1) and stops it even o
 pytest_plugins: list[str] = [
     # one line per emulator fixture module, e.g. "tests.fixtures.moto",
     "tests.fixtures.firestore",
+    "tests.fixtures.cosmos",
     "tests.fixtures.dynamodb",
 ]
