@@ -1,0 +1,277 @@
+"""A local stand-in for Cloud Functions (2nd gen) + the Eventarc Firestore trigger.
+
+    python -m runtime.gcp --host 127.0.0.4 --port 8080 \\
+        --firestore-emulator 127.0.0.1:PORT --project demo-overcast
+
+* HTTP: the real functions-framework app for ``main.http`` (``functions_framework.create_app``,
+  the same Flask app ``functions-framework --target http`` serves), on a threaded WSGI server.
+* Events: a listener (``on_snapshot``) on the ``messages`` collection group of the emulator turns
+  every document change into the CloudEvent Eventarc would deliver — binary mode, type
+  ``google.cloud.firestore.document.v1.written``, ``application/protobuf`` DocumentEventData with
+  ``value`` and ``old_value`` — and POSTs it into the functions-framework app for
+  ``main.on_firestore_event`` (signature ``cloudevent``). A non-2xx answer (the function raised)
+  is retried with exponential backoff, as Eventarc does with retries enabled, until it succeeds,
+  ``--max-attempts`` is spent (then it is dropped and logged: anti-entropy repairs it), or the
+  runtime stops. Changes that exist before start are not delivered (Eventarc neither).
+
+OVERCAST_* variables (peers, secret, origin, ...) pass through to the handler. Prints one line
+``ready http://host:port`` when serving; SIGTERM or SIGINT stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import heapq
+import itertools
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+logger = logging.getLogger("overcast.runtime.gcp")
+
+
+@dataclass(order=True)
+class _Delivery:
+    due: float
+    seq: int
+    headers: dict[str, str] = field(compare=False)
+    body: bytes = field(compare=False)
+    attempt: int = field(default=1, compare=False)
+
+
+class EventDispatcher:
+    """Delivers CloudEvents to ``send(headers, body) -> status`` with Eventarc-style retries."""
+
+    def __init__(
+        self,
+        send: Callable[[dict[str, str], bytes], int],
+        *,
+        max_attempts: int = 50,
+        initial_backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self.send = send
+        self.max_attempts = max_attempts
+        self.initial_backoff_s = initial_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.delivered = 0
+        self.dropped = 0
+        self._heap: list[_Delivery] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="eventarc-dispatch", daemon=True)
+
+    def start(self) -> EventDispatcher:
+        self._thread.start()
+        return self
+
+    def submit(self, headers: dict[str, str], body: bytes) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, _Delivery(time.monotonic(), next(self._seq), headers, body))
+            self._cond.notify()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (not self._heap or self._heap[0].due > time.monotonic()):
+                    self._cond.wait(timeout=(self._heap[0].due - time.monotonic()) if self._heap else None)
+                if self._stopped:
+                    return
+                delivery = heapq.heappop(self._heap)
+            try:
+                status = self.send(delivery.headers, delivery.body)
+            except Exception as exc:  # the app itself failed: same as a 500
+                logger.warning("event delivery raised: %s", exc)
+                status = 500
+            if 200 <= status < 300:
+                self.delivered += 1
+                continue
+            if delivery.attempt >= self.max_attempts:
+                self.dropped += 1
+                logger.error("event %s dropped after %d attempts", delivery.headers.get("ce-id"), delivery.attempt)
+                continue
+            backoff = min(self.max_backoff_s, self.initial_backoff_s * 2 ** (delivery.attempt - 1))
+            logger.warning(
+                "event %s answered %d; retry %d in %.1f s",
+                delivery.headers.get("ce-id"),
+                status,
+                delivery.attempt,
+                backoff,
+            )
+            with self._cond:
+                delivery.attempt += 1
+                delivery.due = time.monotonic() + backoff
+                delivery.seq = next(self._seq)
+                heapq.heappush(self._heap, delivery)
+
+
+class FirestoreTrigger:
+    """Watches the ``messages`` collection group and turns each change into an Eventarc CloudEvent."""
+
+    def __init__(self, client: Any, project: str, dispatcher: EventDispatcher, *, group: str = "messages") -> None:
+        self.client = client
+        self.project = project
+        self.database = getattr(client, "_database", None) or "(default)"
+        self.dispatcher = dispatcher
+        self.group = group
+        self._known: dict[str, Any] = {}  # path → last Document message seen (the next event's old_value)
+        self._initial = True
+        self._ready = threading.Event()
+        self._watch: Any = None
+
+    def start(self, timeout_s: float = 30.0) -> FirestoreTrigger:
+        self._watch = self.client.collection_group(self.group).on_snapshot(self._on_snapshot)
+        if not self._ready.wait(timeout_s):
+            raise RuntimeError("the Firestore listener did not deliver its first snapshot")
+        return self
+
+    def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.unsubscribe()
+            self._watch = None
+
+    def _on_snapshot(self, _documents: Any, changes: Any, read_time: Any) -> None:
+        try:
+            self._deliver(changes, read_time)
+        except Exception:  # a listener callback that raises would silently stop the watch
+            logger.exception("cannot turn a Firestore change into an event")
+        finally:
+            self._initial = False
+            self._ready.set()
+
+    def _deliver(self, changes: Any, read_time: Any) -> None:
+        from adapters.gcp.events import document, encode_event_data
+
+        for change in changes:
+            snapshot = change.document
+            path = snapshot.reference.path
+            name = f"projects/{self.project}/databases/{self.database}/documents/{path}"
+            old = self._known.get(path)
+            if change.type.name == "REMOVED":
+                self._known.pop(path, None)
+                new = None
+            else:
+                new = document(name, snapshot.to_dict() or {}, snapshot.create_time, snapshot.update_time)
+                self._known[path] = new
+            if self._initial:
+                continue  # what existed before the trigger: Eventarc delivers no events for it
+            self.dispatcher.submit(
+                cloud_event_headers(self.project, self.database, path, read_time), encode_event_data(new, old)
+            )
+        self._initial = False
+        self._ready.set()
+
+
+def cloud_event_headers(project: str, database: str, path: str, time_: Any = None) -> dict[str, str]:
+    """Binary-mode CloudEvent headers of an Eventarc Firestore ``written`` event."""
+    when = time_ if isinstance(time_, dt.datetime) else dt.datetime.now(dt.UTC)
+    return {
+        "content-type": "application/protobuf",
+        "ce-specversion": "1.0",
+        "ce-id": str(uuid.uuid4()),
+        "ce-type": "google.cloud.firestore.document.v1.written",
+        "ce-source": f"//firestore.googleapis.com/projects/{project}/databases/{database}",
+        "ce-subject": f"documents/{path}",
+        "ce-time": when.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "ce-dataschema": "https://github.com/googleapis/google-cloudevents/blob/main/proto/google/events/cloud/firestore/v1/data.proto",
+        "ce-location": "local",
+        "ce-project": project,
+        "ce-database": database,
+        "ce-namespace": "(default)",
+        "ce-document": path,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runtime.gcp", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--firestore-emulator", required=True, help="host:port of the Firestore emulator")
+    parser.add_argument("--project", default="demo-overcast", help="Firestore project id")
+    parser.add_argument("--max-attempts", type=int, default=50, help="event delivery attempts before dropping")
+    parser.add_argument("--no-events", action="store_true", help="serve HTTP only")
+    args = parser.parse_args(argv)
+    if not args.host.startswith("127.") or not args.firestore_emulator.startswith("127."):
+        parser.error("local runtimes bind and connect to loopback (127.x) addresses only")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the app logs every request as JSON already
+
+    # This process is the function instance: the handler builds its client from the environment.
+    os.environ["FIRESTORE_EMULATOR_HOST"] = args.firestore_emulator
+    os.environ["GOOGLE_CLOUD_PROJECT"] = args.project
+    os.environ.setdefault("OVERCAST_FIRESTORE_PROJECT", args.project)
+    os.environ.setdefault("OVERCAST_PROVIDER", "gcp")
+
+    import functions_framework
+    from werkzeug.serving import make_server
+
+    import handlers.gcp
+
+    source = str(ROOT / "main.py")
+    http_app = functions_framework.create_app("http", source, "http")
+    event_app = functions_framework.create_app("on_firestore_event", source, "cloudevent")
+    event_client = event_app.test_client()
+
+    def send(headers: dict[str, str], body: bytes) -> int:
+        return int(event_client.post("/", headers=headers, data=body).status_code)
+
+    server = make_server(args.host, args.port, http_app, threaded=True)
+    dispatcher = EventDispatcher(send, max_attempts=args.max_attempts).start()
+    trigger = None
+    if not args.no_events:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import firestore
+
+        client = firestore.Client(project=args.project, credentials=AnonymousCredentials())
+        trigger = FirestoreTrigger(client, args.project, dispatcher).start()
+
+    stopping = threading.Event()
+
+    def stop(*_: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"ready http://{args.host}:{server.server_port}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        if trigger is not None:
+            trigger.stop()
+        dispatcher.stop()
+        server.server_close()
+        handlers.gcp.reset()
+        logger.info(
+            "stopped (%d events delivered, %d dropped, %d pending)",
+            dispatcher.delivered,
+            dispatcher.dropped,
+            dispatcher.pending(),
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
