@@ -1,0 +1,450 @@
+"""A local stand-in for Lambda + API Gateway (HTTP API) + the DynamoDB Streams event source.
+
+    python -m runtime.aws --host 127.0.0.2 --port 8080 \\
+        --dynamodb-endpoint http://127.0.0.1:PORT --table NAME [--create-table]
+
+* HTTP: every request becomes an API Gateway payload 2.0 event and goes to
+  ``handlers.aws.http(event, context)`` exactly as Lambda would call it (fresh context object per
+  invocation); the returned dict becomes the HTTP response (cookies, base64 bodies included).
+* Streams: a background poller reads the table's stream through the real DynamoDB Streams API
+  of the server (DescribeStream, GetShardIterator from LATEST at start, GetRecords per shard),
+  batches records into the Lambda event shape and calls ``handlers.aws.stream``. It honours
+  ``batchItemFailures`` the way Lambda does with ReportBatchItemFailures: the shard stops, and
+  the batch is re-delivered from the first failed record after a backoff, until it succeeds or
+  the retry budget is spent (then it is dropped like a batch sent to an on-failure destination;
+  anti-entropy repairs what it carried).
+
+OVERCAST_* variables (peers, secret, origin, ...) pass through to the handler. Prints one line
+``ready http://host:port`` when serving; SIGTERM or SIGINT stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+logger = logging.getLogger("overcast.runtime.aws")
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+HTTP_TIMEOUT_S = 29.0  # API Gateway's integration timeout
+
+
+class LambdaContext:
+    """What Lambda passes as ``context`` (the attributes handlers use)."""
+
+    def __init__(self, function_name: str, timeout_s: float, memory_mb: int = 256, region: str = "us-east-1") -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = memory_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:000000000000:function:{function_name}"
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+# -- HTTP API ------------------------------------------------------------------------------------
+
+
+def http_event(
+    method: str, target: str, headers: list[tuple[str, str]], body: bytes, host: str, source_ip: str
+) -> dict[str, Any]:
+    """The API Gateway HTTP API payload 2.0 event for one request (``$default`` stage/route)."""
+    parts = urlsplit(target)
+    merged: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        key = name.lower()
+        if key == "cookie":
+            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+            continue
+        merged[key] = f"{merged[key]},{value}" if key in merged else value
+    now = time.time()
+    try:
+        text: str | None = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": parts.path or "/",
+        "rawQueryString": parts.query,
+        "headers": merged,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": host,
+            "domainPrefix": host.split(".")[0],
+            "http": {
+                "method": method,
+                "path": unquote(parts.path or "/"),
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": merged.get("user-agent", ""),
+            },
+            "requestId": base64.b64encode(uuid.uuid4().bytes[:10]).decode().rstrip("="),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if parts.query:
+        query: dict[str, str] = {}
+        for pair in parts.query.split("&"):
+            name, _, value = pair.partition("=")
+            query[unquote(name)] = (
+                f"{query[unquote(name)]},{unquote(value)}" if unquote(name) in query else unquote(value)
+            )
+        event["queryStringParameters"] = query
+    if body:
+        if text is not None:
+            event["body"] = text
+        else:
+            event["body"] = base64.b64encode(body).decode("ascii")
+            event["isBase64Encoded"] = True
+    return event
+
+
+class _HttpHandler(BaseHTTPRequestHandler):
+    server: LocalApiGateway
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length > MAX_BODY:
+            self._reply(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
+            self.close_connection = True
+            return
+        body = self.rfile.read(length) if length else b""
+        host = self.headers.get("host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
+        event = http_event(self.command, self.path, list(self.headers.items()), body, host, self.client_address[0])
+        context = LambdaContext(self.server.function_name, HTTP_TIMEOUT_S)
+        try:
+            result = self.server.invoke(event, context)
+            status = int(result["statusCode"])
+            raw = result.get("body") or ""
+            payload = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode("utf-8")
+            headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+            cookies = [str(c) for c in result.get("cookies") or ()]
+        except Exception:  # what API Gateway answers when the integration fails
+            logger.exception("http handler failed")
+            self._reply(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+            return
+        self._reply(status, headers, payload, cookies)
+
+    def _reply(self, status: int, headers: Mapping[str, str], body: bytes, cookies: list[str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in {"content-length", "connection", "transfer-encoding"}:
+                self.send_header(name, value)
+        for cookie in cookies or ():
+            self.send_header("set-cookie", cookie)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:  # the app logs every request as JSON
+        pass
+
+
+class LocalApiGateway(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self, host: str, port: int, invoke: Callable[[dict[str, Any], Any], dict[str, Any]], function_name: str
+    ) -> None:
+        if not host.startswith("127."):
+            raise ValueError(f"bind a loopback address, not {host}")
+        self.invoke = invoke
+        self.function_name = function_name
+        super().__init__((host, port), _HttpHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+# -- DynamoDB Streams event source ---------------------------------------------------------------
+
+
+class StreamPoller:
+    """Polls every shard of a table's stream and feeds batches to the stream handler.
+
+    Per shard, records are delivered in order and a failed batch blocks its shard until it is
+    delivered or dropped, as with Lambda's event source mapping.
+    """
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        streams: Any,
+        table: str,
+        invoke: Callable[[dict[str, Any], Any], dict[str, Any]],
+        *,
+        function_name: str = "stream",
+        batch_size: int = 100,
+        max_retries: int = 10,
+        poll_interval_s: float = 0.25,
+        backoff_s: tuple[float, float] = (0.2, 5.0),
+        region: str = "us-east-1",
+    ) -> None:
+        self.dynamodb = dynamodb
+        self.streams = streams
+        self.table = table
+        self.invoke = invoke
+        self.function_name = function_name
+        self.batch_size = batch_size
+        self.max_retries = max_retries
+        self.poll_interval_s = poll_interval_s
+        self.backoff_s = backoff_s
+        self.region = region
+        self.stream_arn = ""
+        self._iterators: dict[str, str | None] = {}  # shard id → iterator (None: closed, done)
+        self._last_sequence: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.delivered = 0
+        self.dropped = 0
+
+    def prepare(self) -> None:
+        """Find the stream and take LATEST iterators for its open shards (before serving, so no
+        write made after ``ready`` is missed)."""
+        table = self.dynamodb.describe_table(TableName=self.table)["Table"]
+        self.stream_arn = table.get("LatestStreamArn", "")
+        if not self.stream_arn or not table.get("StreamSpecification", {}).get("StreamEnabled", True):
+            raise RuntimeError(f"table {self.table} has no stream enabled")
+        self._discover(initial=True)
+
+    def _discover(self, initial: bool = False) -> None:
+        shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"].get("Shards", [])
+        for shard in shards:
+            shard_id = shard["ShardId"]
+            if shard_id in self._iterators:
+                continue
+            closed = "EndingSequenceNumber" in shard.get("SequenceNumberRange", {})
+            if initial and closed:
+                self._iterators[shard_id] = None
+                continue
+            kind = "LATEST" if initial else "TRIM_HORIZON"  # a new child shard: read it all
+            answer = self.streams.get_shard_iterator(
+                StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType=kind
+            )
+            self._iterators[shard_id] = answer["ShardIterator"]
+
+    def start(self) -> StreamPoller:
+        self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        last_discovery = time.monotonic()
+        while not self._stop.is_set():
+            busy = False
+            try:
+                if time.monotonic() - last_discovery > 5:
+                    self._discover()
+                    last_discovery = time.monotonic()
+                for shard_id in list(self._iterators):
+                    if self._stop.is_set():
+                        return
+                    busy |= self._poll_shard(shard_id)
+            except Exception:
+                logger.exception("stream poll failed; retrying")
+                self._stop.wait(1.0)
+                continue
+            if not busy:
+                self._stop.wait(self.poll_interval_s)
+
+    def _poll_shard(self, shard_id: str) -> bool:
+        iterator = self._iterators.get(shard_id)
+        if iterator is None:
+            return False
+        try:
+            answer = self.streams.get_records(ShardIterator=iterator, Limit=self.batch_size)
+        except self.streams.exceptions.ExpiredIteratorException:
+            self._iterators[shard_id] = self._resume_iterator(shard_id)
+            return True
+        self._iterators[shard_id] = answer.get("NextShardIterator")
+        records = [self._lambda_record(r) for r in answer.get("Records", [])]
+        if records:
+            self._deliver(records)
+            self._last_sequence[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
+        return bool(records)
+
+    def _resume_iterator(self, shard_id: str) -> str:
+        last = self._last_sequence.get(shard_id)
+        options: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": shard_id}
+        if last:
+            options.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=last)
+        else:
+            options.update(ShardIteratorType="LATEST")
+        return str(self.streams.get_shard_iterator(**options)["ShardIterator"])
+
+    def _lambda_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A GetRecords record → the record as Lambda's event carries it (JSON types only)."""
+        body = json.loads(json.dumps(record, default=_json_default))
+        body["eventSourceARN"] = self.stream_arn
+        body.setdefault("awsRegion", self.region)
+        body.setdefault("eventSource", "aws:dynamodb")
+        return body
+
+    def _deliver(self, records: list[dict[str, Any]]) -> None:
+        pending = records
+        attempt = 0
+        while pending and not self._stop.is_set():
+            context = LambdaContext(self.function_name, 60.0, region=self.region)
+            try:
+                result = self.invoke({"Records": pending}, context) or {}
+                failed = {str(f.get("itemIdentifier")) for f in result.get("batchItemFailures") or ()}
+            except Exception:
+                logger.exception("stream handler raised; the whole batch is retried")
+                failed = {r["dynamodb"]["SequenceNumber"] for r in pending}
+            if not failed:
+                self.delivered += len(pending)
+                return
+            first = next((i for i, r in enumerate(pending) if r["dynamodb"]["SequenceNumber"] in failed), 0)
+            self.delivered += first
+            pending = pending[first:]
+            attempt += 1
+            if attempt > self.max_retries:
+                self.dropped += len(pending)
+                _log_json(
+                    logging.ERROR,
+                    "stream batch dropped after retries (on-failure destination)",
+                    records=len(pending),
+                    first_sequence=pending[0]["dynamodb"]["SequenceNumber"],
+                    last_sequence=pending[-1]["dynamodb"]["SequenceNumber"],
+                )
+                return
+            delay = min(self.backoff_s[1], self.backoff_s[0] * 2 ** (attempt - 1))
+            _log_json(
+                logging.WARNING, "stream batch failed; retrying", attempt=attempt, records=len(pending), delay_s=delay
+            )
+            self._stop.wait(delay)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return int(value.timestamp())
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, set):
+        return sorted(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _log_json(level: int, msg: str, **fields: Any) -> None:
+    logger.log(level, json.dumps({"msg": msg, "logger": logger.name, **fields}))
+
+
+# -- process -------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runtime.aws", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to serve on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (0 picks a free one)")
+    parser.add_argument(
+        "--dynamodb-endpoint", required=True, help="DynamoDB endpoint URL (moto server, DynamoDB Local)"
+    )
+    parser.add_argument("--table", required=True, help="table name")
+    parser.add_argument(
+        "--create-table", action="store_true", help="create the table (serverless.aws.yml's definition)"
+    )
+    parser.add_argument("--region", default=os.environ.get("AWS_REGION") or "us-east-1")
+    parser.add_argument("--no-stream", action="store_true", help="do not poll the stream (no replication out)")
+    parser.add_argument("--batch-size", type=int, default=100, help="stream batch size (serverless.aws.yml: 100)")
+    parser.add_argument(
+        "--stream-max-retries", type=int, default=10, help="retries of a failed batch before it is dropped"
+    )
+    args = parser.parse_args(argv)
+    if not args.host.startswith("127."):
+        parser.error("--host must be a loopback address (127.x.y.z)")
+    endpoint_host = urlsplit(args.dynamodb_endpoint).hostname or ""
+    if not (endpoint_host.startswith("127.") or endpoint_host == "localhost"):
+        parser.error("--dynamodb-endpoint must point at a local server (127.x.y.z)")
+
+    # What Lambda's environment would hold, unless the caller set it.
+    os.environ["OVERCAST_DYNAMODB_TABLE"] = args.table
+    os.environ["OVERCAST_DYNAMODB_ENDPOINT"] = args.dynamodb_endpoint
+    os.environ["AWS_REGION"] = args.region
+    os.environ.setdefault("AWS_DEFAULT_REGION", args.region)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("OVERCAST_PROVIDER", "aws")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+
+    import boto3
+
+    from adapters.aws.dynamodb_store import CLIENT_CONFIG
+    from adapters.aws.table import create_table
+    from handlers import aws as handler
+
+    session = boto3.session.Session(region_name=args.region)
+    dynamodb = session.client("dynamodb", endpoint_url=args.dynamodb_endpoint, config=CLIENT_CONFIG)
+    if args.create_table:
+        create_table(dynamodb, args.table)
+    poller: StreamPoller | None = None
+    if not args.no_stream:
+        streams = session.client("dynamodbstreams", endpoint_url=args.dynamodb_endpoint, config=CLIENT_CONFIG)
+        poller = StreamPoller(
+            dynamodb,
+            streams,
+            args.table,
+            handler.stream,
+            batch_size=args.batch_size,
+            max_retries=args.stream_max_retries,
+            region=args.region,
+        )
+        poller.prepare()
+    server = LocalApiGateway(args.host, args.port, handler.http, "http")
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    serving = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    serving.start()
+    if poller:
+        poller.start()
+    print(f"ready {server.url}", flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.shutdown()
+        server.server_close()
+        if poller:
+            poller.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
