@@ -136,7 +136,7 @@ class _HttpHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         body = self.rfile.read(length) if length else b""
-        host = self.headers.get("host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
+        host = self.headers.get("host") or self.server.url.removeprefix("http://")
         event = http_event(self.command, self.path, list(self.headers.items()), body, host, self.client_address[0])
         context = LambdaContext(self.server.function_name, HTTP_TIMEOUT_S)
         try:
@@ -185,7 +185,8 @@ class LocalApiGateway(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        host = host.decode() if isinstance(host, bytes) else host
+        return f"http://{host}:{port}"
 
 
 # -- DynamoDB Streams event source ---------------------------------------------------------------
