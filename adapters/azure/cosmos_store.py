@@ -259,16 +259,24 @@ def cosmos_client(
     **client_options: Any,
 ) -> CosmosClient:
     """A CosmosClient with bounds that suit a Function: short connect timeout, few throttling
-    retries (the caller gets a 503 with Retry-After rather than a request that hangs)."""
-    return CosmosClient(
-        endpoint,
-        credential=key,
-        connection_timeout=connection_timeout_s,
-        read_timeout=timeout_s,
-        retry_throttle_total=throttle_retries,
-        retry_throttle_backoff_max=2,
-        **client_options,
-    )
+    retries (the caller gets a 503 with Retry-After rather than a request that hangs).
+
+    Building the client reads the account (its regions), so an unreachable or refusing account
+    fails here, translated like any other call."""
+    try:
+        return CosmosClient(
+            endpoint,
+            credential=key,
+            connection_timeout=connection_timeout_s,
+            read_timeout=timeout_s,
+            retry_throttle_total=max(throttle_retries, 1),  # the SDK reads 0 as "unset" (its default, 9)
+            retry_throttle_backoff_max=2,
+            **client_options,
+        )
+    except AzureError as exc:
+        _translate(exc, "connect")
+    except ValueError as exc:  # a malformed key (not base64) or endpoint
+        raise ConfigurationError(f"Cosmos DB client: {exc} (check COSMOS_ENDPOINT/COSMOS_KEY)") from exc
 
 
 def ensure_container(client: CosmosClient, database: str, container: str) -> ContainerProxy:

@@ -47,10 +47,14 @@ def api_path(req: func.HttpRequest, route_prefix: str = DEFAULT_ROUTE_PREFIX) ->
     routed = req.route_params.get(ROUTE_PARAM)
     if routed is not None:
         return "/" + routed.lstrip("/")
-    path = unquote(urlsplit(req.url).path) or "/"
+    return strip_route_prefix(unquote(urlsplit(req.url).path) or "/", route_prefix)
+
+
+def strip_route_prefix(path: str, route_prefix: str) -> str:
+    """``/api/health`` → ``/health`` for prefix "api"; a path outside the prefix is unchanged."""
     prefix = "/" + route_prefix.strip("/") if route_prefix.strip("/") else ""
     if prefix and (path == prefix or path.startswith(prefix + "/")):
-        path = path[len(prefix) :] or "/"
+        return path[len(prefix) :] or "/"
     return path
 
 

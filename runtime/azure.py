@@ -1,0 +1,383 @@
+"""Local stand-in for the Azure Functions host (Core Tools cannot be installed on these machines).
+
+    python -m runtime.azure --host 127.0.0.3 --port 8080 \\
+        --cosmos-endpoint https://127.0.0.1:8081 --cosmos-key KEY --database overcast --container messages [--create]
+
+It is NOT the Functions host. It runs the same entrypoints the deployed package runs
+(``handlers.azure.http``, ``handlers.azure.replicate``, ``handlers.azure.anti_entropy``) with
+real ``azure.functions`` objects built the way the host builds them:
+
+- HTTP: every request becomes a ``func.HttpRequest`` (method, full URL, headers, query params,
+  ``route_params={"path": ...}``, body) for the route ``{*path}``, and the ``func.HttpResponse``
+  is written back. Both ``/api/<path>`` (the deployed shape, host.json routePrefix "api") and
+  ``/<path>`` are served, so clients and health checkers can use either.
+- Change feed: the emulator's change feed is a stub, so this host EMULATES the Cosmos DB trigger
+  by polling the store's ``changes_since`` from a checkpoint (it starts at "now", like a new lease
+  with ``startFromBeginning: false``), wrapping the records as a ``func.DocumentList`` of
+  ``func.Document`` and calling the change-feed function. If the function raises, the checkpoint
+  does NOT advance and the same batch is retried after an exponential backoff — what the
+  function's retry policy does in Azure; after ``--max-retries`` the batch is given up (logged),
+  as the platform does, and anti-entropy is the backstop. ``--max-retries -1`` retries forever.
+  The scan re-reads a short overlap window behind the checkpoint (a write that took its version
+  before a newer one landed first is not skipped), and skips records it already delivered.
+- Timer: with ``--anti-entropy-every-s N`` the anti-entropy function runs every N seconds.
+
+Only loopback: the host binds 127.x, and the Cosmos endpoint must be a local emulator (its
+expired self-signed certificate is accepted, see emulators/cosmos.py). Prints
+``ready http://HOST:PORT`` once serving; SIGTERM or SIGINT stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+from azure.functions.timer import TimerRequest
+
+from adapters.azure.functions import DEFAULT_ROUTE_PREFIX, strip_route_prefix, to_documents
+from core.logs import get_logger, log
+from core.model import Message, Version
+from core.ports import MessageStore
+from core.replication import iter_changes
+
+logger = get_logger("runtime.azure")
+_MAX_READ = 8 * 1024 * 1024
+
+
+class LocalContext(func.Context):
+    """The ``context`` argument the Functions worker passes (invocation id, retry state)."""
+
+    def __init__(self, function_name: str, retry_count: int = 0, max_retry_count: int = 0) -> None:
+        self._invocation_id = str(uuid.uuid4())
+        self._function_name = function_name
+        self._retry = _RetryContext(retry_count, max_retry_count)
+        self._local = threading.local()
+
+    @property
+    def invocation_id(self) -> str:
+        return self._invocation_id
+
+    @property
+    def thread_local_storage(self) -> Any:
+        return self._local
+
+    @property
+    def function_name(self) -> str:
+        return self._function_name
+
+    @property
+    def function_directory(self) -> str:
+        return os.path.join(os.getcwd(), self._function_name)
+
+    @property
+    def trace_context(self) -> Any:
+        return None
+
+    @property
+    def retry_context(self) -> Any:
+        return self._retry
+
+
+class _RetryContext:
+    """What ``context.retry_context`` tells a function about the current retry."""
+
+    def __init__(self, retry_count: int, max_retry_count: int) -> None:
+        self._count, self._max = retry_count, max_retry_count
+
+    @property
+    def retry_count(self) -> int:
+        return self._count
+
+    @property
+    def max_retry_count(self) -> int:
+        return self._max
+
+    @property
+    def exception(self) -> Any:
+        return None
+
+
+# -- HTTP -------------------------------------------------------------------------------------
+
+
+def build_http_request(
+    method: str, base_url: str, target: str, headers: Any, body: bytes, route_prefix: str
+) -> func.HttpRequest:
+    """The ``func.HttpRequest`` the host would build for route ``{*path}`` (prefix optional here)."""
+    parts = urlsplit(target)
+    routed = strip_route_prefix(parts.path or "/", route_prefix)  # /health is served as /api/health
+    return func.HttpRequest(
+        method=method,
+        url=base_url + target,
+        headers={name: value for name, value in headers.items()},
+        params=dict(parse_qsl(parts.query, keep_blank_values=True)),
+        route_params={"path": routed.lstrip("/")},
+        body=body,
+    )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: AzureFunctionsHost
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # small JSON answers: no 40 ms delayed-ACK stalls
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length > _MAX_READ:
+            self.send_error(413)
+            return
+        body = self.rfile.read(length) if length else b""
+        request = build_http_request(
+            self.command, self.server.url, self.path, self.headers, body, self.server.route_prefix
+        )
+        response = self.server.http_function(request, LocalContext("http"))
+        self.send_response(response.status_code)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        if response.headers.get("content-type") is None and response.get_body():
+            self.send_header("content-type", f"{response.mimetype}; charset={response.charset}")
+        self.send_header("content-length", str(len(response.get_body())))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.get_body())
+
+    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:  # the app logs every request as JSON
+        pass
+
+
+class AzureFunctionsHost(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self,
+        http_function: Callable[[func.HttpRequest, func.Context], func.HttpResponse],
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        route_prefix: str = DEFAULT_ROUTE_PREFIX,
+    ) -> None:
+        if not host.startswith("127."):
+            raise ValueError(f"the local host binds loopback (127.x) only, not {host}")
+        self.http_function = http_function
+        self.route_prefix = route_prefix
+        super().__init__((host, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+# -- change feed (emulated) ---------------------------------------------------------------------
+
+
+class ChangeFeedEmulator:
+    """Polls ``store.changes_since`` and delivers batches to the change-feed function with the
+    retry semantics of a Functions retry policy (see the module docstring for why)."""
+
+    def __init__(
+        self,
+        store: MessageStore,
+        function: Callable[[func.DocumentList, func.Context], None],
+        *,
+        poll_s: float = 0.25,
+        batch_size: int = 100,
+        overlap_ms: int = 10_000,
+        retry_min_s: float = 0.5,
+        retry_max_s: float = 30.0,
+        max_retries: int = 10,
+        now_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.store = store
+        self.function = function
+        self.poll_s = poll_s
+        self.batch_size = batch_size
+        self.overlap_ms = overlap_ms
+        self.retry_min_s = retry_min_s
+        self.retry_max_s = retry_max_s
+        self.max_retries = max_retries
+        self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
+        self.checkpoint_ms = self._now_ms()  # a new lease starts at "now"
+        self._delivered: dict[tuple[str, str, str], int] = {}
+        self.stop_event = threading.Event()
+        self.delivered = 0
+        self.failures = 0
+        self.given_up = 0
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # the store is down: poll again later, checkpoint unchanged
+                log(logger, logging.WARNING, "change-feed poll failed", error=f"{type(exc).__name__}: {exc}")
+                self.stop_event.wait(self.retry_min_s)
+                continue
+            self.stop_event.wait(self.poll_s)
+
+    def poll_once(self) -> int:
+        """Deliver every change not delivered yet; returns how many were delivered."""
+        since = Version.floor(self.checkpoint_ms - self.overlap_ms)
+        pending = [m for m in iter_changes(self.store, since, self.batch_size) if _key(m) not in self._delivered]
+        done = 0
+        for start in range(0, len(pending), self.batch_size):
+            batch = pending[start : start + self.batch_size]
+            if not self._deliver(batch):
+                return done  # stopping: the checkpoint stays before this batch
+            for message in batch:
+                self._delivered[_key(message)] = message.version.physical_ms
+                self.checkpoint_ms = max(self.checkpoint_ms, message.version.physical_ms)
+            done += len(batch)
+        floor = self.checkpoint_ms - 2 * self.overlap_ms
+        self._delivered = {k: ms for k, ms in self._delivered.items() if ms >= floor}
+        return done
+
+    def _deliver(self, batch: Sequence[Message]) -> bool:
+        attempt = 0
+        while not self.stop_event.is_set():
+            documents = to_documents(m.to_record() for m in batch)
+            try:
+                self.function(documents, LocalContext("replicate", attempt, self.max_retries))
+                self.delivered += len(batch)
+                return True
+            except Exception as exc:
+                self.failures += 1
+                if 0 <= self.max_retries <= attempt:
+                    self.given_up += len(batch)
+                    log(
+                        logger,
+                        logging.ERROR,
+                        "change-feed batch given up after retries; anti-entropy will repair it",
+                        records=len(batch),
+                        retries=attempt,
+                        error=str(exc),
+                    )
+                    return True  # the platform advances the checkpoint after the last retry
+                delay = min(self.retry_min_s * 2**attempt, self.retry_max_s)
+                log(
+                    logger,
+                    logging.WARNING,
+                    "change-feed function failed; retrying batch",
+                    records=len(batch),
+                    retry=attempt + 1,
+                    delay_s=delay,
+                    error=str(exc),
+                )
+                attempt += 1
+                self.stop_event.wait(delay)
+        return False
+
+
+def _key(message: Message) -> tuple[str, str, str]:
+    return (message.channel, message.id, str(message.version))
+
+
+class TimerEmulator:
+    """Runs the anti-entropy function every ``every_s`` seconds (the deployed schedule's stand-in)."""
+
+    def __init__(self, function: Callable[[func.TimerRequest, func.Context], None], every_s: float) -> None:
+        self.function = function
+        self.every_s = every_s
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.wait(self.every_s):
+            try:
+                self.function(TimerRequest(past_due=False), LocalContext("anti_entropy"))
+            except Exception as exc:
+                log(logger, logging.WARNING, "anti-entropy function failed", error=f"{type(exc).__name__}: {exc}")
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime.azure", description="Serve the Azure Functions handlers locally (stand-in host)."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind, 127.x only (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    parser.add_argument("--cosmos-endpoint", default=os.environ.get("COSMOS_ENDPOINT", ""), help="local emulator URL")
+    parser.add_argument("--cosmos-key", default=os.environ.get("COSMOS_KEY", ""))
+    parser.add_argument("--database", default=os.environ.get("COSMOS_DATABASE", "overcast"))
+    parser.add_argument("--container", default=os.environ.get("COSMOS_CONTAINER", "messages"))
+    parser.add_argument("--create", action="store_true", help="create the database and container if missing")
+    parser.add_argument("--route-prefix", default=os.environ.get("OVERCAST_AZURE_ROUTE_PREFIX", DEFAULT_ROUTE_PREFIX))
+    parser.add_argument("--poll-s", type=float, default=0.25, help="change-feed poll interval")
+    parser.add_argument("--retry-min-s", type=float, default=0.5, help="first retry delay of a failed batch")
+    parser.add_argument("--retry-max-s", type=float, default=30.0, help="longest retry delay")
+    parser.add_argument("--max-retries", type=int, default=10, help="retries of a failed batch; -1 retries forever")
+    parser.add_argument("--no-change-feed", action="store_true", help="do not emulate the change-feed trigger")
+    parser.add_argument("--anti-entropy-every-s", type=float, default=0.0, help="run anti-entropy every N s (0: off)")
+    args = parser.parse_args(argv)
+
+    import handlers.azure as entrypoints
+    from adapters.azure.cosmos_store import ensure_container
+    from core.errors import ConfigurationError, OvercastError
+    from emulators.cosmos import KEY, emulator_client
+
+    os.environ.setdefault("OVERCAST_PROVIDER", "azure")
+    try:
+        if not args.cosmos_endpoint:
+            raise ConfigurationError("--cosmos-endpoint (or COSMOS_ENDPOINT) is required")
+        client = emulator_client(args.cosmos_endpoint, args.cosmos_key or KEY, timeout_s=5.0)
+        if args.create:
+            container = ensure_container(client, args.database, args.container)
+        else:
+            container = client.get_database_client(args.database).get_container_client(args.container)
+        overcast = entrypoints.build(container=container)
+        entrypoints.install(overcast)
+        server = AzureFunctionsHost(entrypoints.http, args.host, args.port, args.route_prefix)
+    except (OvercastError, OSError, ValueError) as exc:
+        print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+
+    workers: list[tuple[threading.Thread, threading.Event]] = []
+    if not args.no_change_feed:
+        feed = ChangeFeedEmulator(
+            overcast.store,
+            entrypoints.replicate,
+            poll_s=args.poll_s,
+            retry_min_s=args.retry_min_s,
+            retry_max_s=args.retry_max_s,
+            max_retries=args.max_retries,
+        )
+        workers.append((threading.Thread(target=feed.run, name="change-feed", daemon=True), feed.stop_event))
+    if args.anti_entropy_every_s > 0:
+        timer = TimerEmulator(entrypoints.anti_entropy, args.anti_entropy_every_s)
+        workers.append((threading.Thread(target=timer.run, name="anti-entropy", daemon=True), timer.stop_event))
+
+    def stop(*_: Any) -> None:
+        for _thread, event in workers:
+            event.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()  # shutdown() waits for serve_forever
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for thread, _event in workers:
+        thread.start()
+    print(f"ready {server.url}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        for thread, _event in workers:
+            thread.join(timeout=5)
+        server.server_close()
+        overcast.store.close()
+    print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
