@@ -150,7 +150,7 @@ def _peers(text: str, env: Mapping[str, str], default_secret: str, origin: str) 
 
 def markdown_table() -> str:
     lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
-    lines += [f"| `{s.env}` | `{s.default}` | {s.meaning} |" for s in SETTINGS]
+    lines += [f"| `{s.env}` | {f'`{s.default}`' if s.default else '(empty)'} | {s.meaning} |" for s in SETTINGS]
     return "\n".join(lines)
 
 
