@@ -1,0 +1,1 @@
+"""Operator and local tooling (not deployed): replication verify/repair, and friends."""
