@@ -176,11 +176,16 @@ class FirestoreTrigger:
                 self._known[path] = new
             if self._initial:
                 continue  # what existed before the trigger: Eventarc delivers no events for it
+            # Eventarc sets update_mask on updates: the fields whose values changed.
+            mask = _changed_fields(old, new) if new and old else None
             self.dispatcher.submit(
-                cloud_event_headers(self.project, self.database, path, read_time), encode_event_data(new, old)
+                cloud_event_headers(self.project, self.database, path, read_time), encode_event_data(new, old, mask)
             )
-        self._initial = False
-        self._ready.set()
+
+
+def _changed_fields(old: Any, new: Any) -> list[str]:
+    changed = {k for k in new.fields if k not in old.fields or new.fields[k] != old.fields[k]}
+    return sorted(changed | (set(old.fields) - set(new.fields)))
 
 
 def cloud_event_headers(project: str, database: str, path: str, time_: Any = None) -> dict[str, str]:
