@@ -6,4 +6,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.firestore",
     "tests.fixtures.cosmos",
     "tests.fixtures.dynamodb",
+    "tests.fixtures.failover",
 ]
