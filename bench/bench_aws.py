@@ -78,7 +78,7 @@ def _request_overhead(report: Section) -> None:
         real_stderr, sys.stderr = sys.stderr, io.StringIO()  # the log handler formats, nobody reads
         try:
             overcast = handler.overcast()
-            client = overcast.store.client  # type: ignore[attr-defined]
+            client = overcast.store.client
             create_table(client, "bench")
             ctx = LambdaContext("http", 29)
             counter = iter(range(10**9))
@@ -148,7 +148,8 @@ def _paired(ours: Callable[[], Any], direct: Callable[[], Any]) -> tuple[float, 
     for _ in range(5):
         ours()
         direct()
-    ours_ms, direct_ms = [], []
+    ours_ms: list[float] = []
+    direct_ms: list[float] = []
     for _ in range(CALLS):
         for fn, sink in ((ours, ours_ms), (direct, direct_ms)):
             started = time.perf_counter()
