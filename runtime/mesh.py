@@ -1,0 +1,412 @@
+"""Start a replication mesh of local clouds, each its own processes on its own loopback address.
+
+    python -m runtime.mesh up aws azure            # serve until Ctrl-C; prints URLs and the mesh file
+    python -m runtime.mesh up aws azure gcp local --anti-entropy-every-s 30
+
+A cloud is a runtime process (``runtime.<kind>``: the provider's real handlers under a local
+stand-in for its platform) plus its own emulator process, bound to the cloud's own address:
+aws 127.0.0.2 (moto server, DynamoDB + Streams), azure 127.0.0.3 (cosmosdb-server), gcp
+127.0.0.4 (the Firestore emulator JVM, which only binds 127.0.0.1), local 127.0.0.5 (SQLite, no
+emulator); further clouds take 127.0.0.6 and up. Name a cloud ``name=kind`` to run two of one
+kind (``east=local west=local``).
+
+Peers are configuration: every cloud gets ``OVERCAST_PEERS`` listing the others, and every pair
+gets its own random secret (one variable per peer, ``OVERCAST_PEER_SECRET_<NAME>``). The mesh
+file (``<workdir>/mesh.json``, mode 0600) records each cloud's URL, store spec and environment,
+for ``python -m tools.replication verify --mesh`` / ``repair --mesh``.
+
+Library (the failover drill uses it)::
+
+    with Mesh.start(["aws", "azure"]) as mesh:
+        mesh.cloud("aws").url
+        mesh.cloud("azure").freeze(); ...; mesh.cloud("azure").thaw()     # SIGSTOP / SIGCONT
+        mesh.cloud("azure").stop(); mesh.cloud("azure").restart()         # same port, same data
+        mesh.cloud("aws").kill()                                           # SIGKILL
+        mesh.cloud("aws").stop_store(); mesh.cloud("aws").start_store()   # store outage, data kept
+        mesh.repair(); mesh.verify().identical
+
+Everything started is stopped by ``close()`` (also on exceptions, Ctrl-C and interpreter exit:
+every process is an ``emulators.base.ServerProcess`` in its own process group).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import secrets
+import signal
+import sys
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from emulators.base import REPO_ROOT, ServerProcess, free_port
+
+if TYPE_CHECKING:
+    from core.anti_entropy import AntiEntropyReport
+    from core.ports import MessageStore
+    from tools.replication.verify import VerifyReport
+
+KIND_HOSTS = {"aws": "127.0.0.2", "azure": "127.0.0.3", "gcp": "127.0.0.4", "local": "127.0.0.5"}
+KINDS = tuple(KIND_HOSTS)
+TABLE = "overcast-messages"
+COSMOS_DATABASE, COSMOS_CONTAINER = "overcast", "messages"
+FIRESTORE_PROJECT = "demo-overcast"
+
+
+class Emulator(Protocol):
+    def start(self) -> Any: ...
+    def stop(self) -> None: ...
+
+
+def secret_var(peer: str) -> str:
+    return "OVERCAST_PEER_SECRET_" + peer.upper().replace("-", "_")
+
+
+class Cloud:
+    """One cloud of the mesh: its runtime process, its emulator, its store spec and settings."""
+
+    def __init__(self, name: str, kind: str, host: str, workdir: Path, runtime_args: Sequence[str] = ()) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown cloud kind {kind!r}: use {', '.join(KINDS)}")
+        self.name = name
+        self.kind = kind
+        self.host = host
+        self.port = free_port(host)
+        self.workdir = workdir
+        self.runtime_args = list(runtime_args)
+        self.env: dict[str, str] = {}
+        self.emulator: Any = None
+        self.emulator_process: ServerProcess | None = None
+        self.store_spec = ""
+        self.process: ServerProcess | None = None
+        self.frozen = False
+        self.store_stopped = False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return bool(self.process and self.process.process and self.process.process.poll() is None)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start_emulator(self) -> None:
+        if self.kind == "aws":
+            from emulators.moto import MotoServer
+
+            moto = MotoServer(host=self.host)
+            self.emulator, self.emulator_process = moto, moto.process
+            self.store_spec = f"dynamodb://{TABLE}?endpoint={moto.url}&region=us-east-1"
+        elif self.kind == "azure":
+            from emulators.cosmos import CosmosEmulator
+
+            cosmos = CosmosEmulator(host=self.host)
+            self.emulator, self.emulator_process = cosmos, cosmos.server
+            self.store_spec = f"cosmos://{COSMOS_DATABASE}/{COSMOS_CONTAINER}?endpoint={cosmos.endpoint}"
+        elif self.kind == "gcp":
+            from emulators.firestore import FirestoreEmulator
+
+            firestore = FirestoreEmulator(project=FIRESTORE_PROJECT)
+            self.emulator, self.emulator_process = firestore, firestore.server
+            self.store_spec = f"firestore://{FIRESTORE_PROJECT}?emulator={firestore.host_port}"
+        else:
+            self.store_spec = f"sqlite://{self.workdir / (self.name + '.sqlite')}"
+        if self.emulator is not None:
+            self.emulator.start()
+
+    def argv(self) -> list[str]:
+        base = [sys.executable, "-m", f"runtime.{self.kind}", "--host", self.host, "--port", str(self.port)]
+        if self.kind == "aws":
+            args = ["--dynamodb-endpoint", self.emulator.url, "--table", TABLE, "--create-table"]
+        elif self.kind == "azure":
+            args = ["--cosmos-endpoint", self.emulator.endpoint, "--cosmos-key", self.emulator.key]
+            args += ["--database", COSMOS_DATABASE, "--container", COSMOS_CONTAINER, "--create"]
+        elif self.kind == "gcp":
+            args = ["--firestore-emulator", self.emulator.host_port, "--project", FIRESTORE_PROJECT]
+        else:
+            args = ["--db", str(self.workdir / (self.name + ".sqlite"))]
+        return base + args + self.runtime_args
+
+    def start(self) -> Cloud:
+        """Start (or start again) the runtime process; waits until ``/health`` answers 200."""
+        if self.running:
+            return self
+        self.process = ServerProcess(
+            f"{self.name}-runtime",
+            self.argv(),
+            host=self.host,
+            port=self.port,
+            env=self.env,
+            cwd=REPO_ROOT,
+            ready=self._healthy,
+            startup_timeout=90,
+        )
+        self.process.start()
+        self.frozen = False
+        return self
+
+    def stop(self) -> None:
+        """Stop the runtime (SIGTERM, then SIGKILL); its store and emulator keep running."""
+        if self.process:
+            self.process.stop()
+        self.frozen = False
+
+    def kill(self) -> None:
+        """SIGKILL the runtime: no clean shutdown, in-flight deliveries are lost."""
+        if self.process:
+            self.process.signal(signal.SIGKILL)
+            self.process.stop(timeout=5)
+        self.frozen = False
+
+    def restart(self) -> Cloud:
+        self.stop()
+        return self.start()
+
+    def freeze(self) -> None:
+        """SIGSTOP the runtime: connections are accepted by the kernel but never answered."""
+        if self.process:
+            self.process.signal(signal.SIGSTOP)
+            self.frozen = True
+
+    def thaw(self) -> None:
+        if self.process:
+            self.process.signal(signal.SIGCONT)
+            self.frozen = False
+
+    def stop_store(self) -> None:
+        """Take the store away, keeping its data: the emulator is frozen (SIGSTOP), so calls hang
+        until the adapters' timeouts; a local cloud's SQLite store is switched to 'unavailable'."""
+        if self.emulator_process is not None:
+            self.emulator_process.signal(signal.SIGSTOP)
+        elif self.process:
+            self.process.signal(signal.SIGUSR1)
+        self.store_stopped = True
+
+    def start_store(self) -> None:
+        if self.emulator_process is not None:
+            self.emulator_process.signal(signal.SIGCONT)
+        elif self.process:
+            self.process.signal(signal.SIGUSR2)
+        self.store_stopped = False
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.process:
+                self.process.stop(timeout=5)
+        with contextlib.suppress(Exception):
+            if self.emulator is not None:
+                self.emulator.stop()
+
+    # -- access ------------------------------------------------------------------------------
+
+    def open_store(self) -> MessageStore:
+        """A store client on this cloud's store (the operator's view, for verify and tests)."""
+        from tools.replication.stores import open_store
+
+        return open_store(self.store_spec)
+
+    def request(
+        self, method: str, path: str, body: Any = None, headers: Mapping[str, str] | None = None, timeout: float = 10.0
+    ) -> tuple[int, Any]:
+        """A JSON request to this cloud's API; returns (status, parsed body or None)."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("content-type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        return status, (json.loads(raw) if raw else None)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return self.process.log_tail(lines) if self.process else ""
+
+    def _healthy(self) -> bool:
+        with urllib.request.urlopen(self.url + "/health", timeout=1) as response:
+            return response.status == 200
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "url": self.url, "store": self.store_spec, "env": self.env}
+
+
+class Mesh:
+    def __init__(self, clouds: Sequence[Cloud], workdir: Path, owns_workdir: bool) -> None:
+        self.clouds = {c.name: c for c in clouds}
+        self.workdir = workdir
+        self._owns_workdir = owns_workdir
+        self.config_path = workdir / "mesh.json"
+        self._closed = False
+
+    @classmethod
+    def start(
+        cls,
+        clouds: Sequence[str],
+        *,
+        workdir: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        runtime_args: Mapping[str, Sequence[str]] | None = None,
+        anti_entropy_every_s: float = 0.0,
+    ) -> Mesh:
+        """Start every cloud (``"aws"`` or ``"name=kind"``) with its emulator, wired as peers.
+
+        ``env`` adds settings for every runtime (e.g. ``OVERCAST_LOG_LEVEL``); ``runtime_args``
+        adds command-line flags per cloud name or kind. On any failure everything started so
+        far is stopped before the error propagates.
+        """
+        owns = workdir is None
+        base = Path(tempfile.mkdtemp(prefix="mesh-", dir=_run_dir())) if workdir is None else Path(workdir)
+        base.mkdir(parents=True, exist_ok=True)
+        parsed = [_parse(spec) for spec in clouds]
+        if len({name for name, _ in parsed}) != len(parsed):
+            raise ValueError(f"cloud names must be unique: {clouds}")
+        extra_hosts = iter(f"127.0.0.{n}" for n in range(6, 250))
+        taken: set[str] = set()
+        members = []
+        for name, kind in parsed:
+            host = KIND_HOSTS[kind] if KIND_HOSTS[kind] not in taken else next(extra_hosts)
+            taken.add(host)
+            args = list((runtime_args or {}).get(kind, ())) + list((runtime_args or {}).get(name, ()))
+            if anti_entropy_every_s > 0 and kind in ("local", "azure"):
+                args += ["--anti-entropy-every-s", str(anti_entropy_every_s)]
+            members.append(Cloud(name, kind, host, base, args))
+        mesh = cls(members, base, owns)
+        try:
+            mesh._wire(env or {})
+            for cloud in members:
+                cloud.start_emulator()
+            mesh.write_config()
+            _start_all(members)
+        except BaseException:
+            mesh.close()
+            raise
+        return mesh
+
+    def _wire(self, env: Mapping[str, str]) -> None:
+        names = sorted(self.clouds)
+        pair_secrets = {frozenset((a, b)): secrets.token_urlsafe(32) for a in names for b in names if a < b}
+        for cloud in self.clouds.values():
+            peers = [
+                {"name": other.name, "url": other.url, "secret_env": secret_var(other.name)}
+                for other in self.clouds.values()
+                if other is not cloud
+            ]
+            cloud.env = {
+                "OVERCAST_PROVIDER": cloud.kind,
+                "OVERCAST_ORIGIN": cloud.name,
+                "OVERCAST_REGION": f"local-{cloud.name}",
+                "OVERCAST_LOG_LEVEL": "WARNING",
+                "OVERCAST_REPLICATION_TIMEOUT_S": "2",
+                "OVERCAST_PEERS": json.dumps(peers),
+                **{secret_var(p["name"]): pair_secrets[frozenset((cloud.name, p["name"]))] for p in peers},
+                **env,
+            }
+
+    def write_config(self) -> Path:
+        self.config_path.write_text(json.dumps({"clouds": {n: c.describe() for n, c in self.clouds.items()}}, indent=2))
+        self.config_path.chmod(0o600)  # it holds the pair secrets (random, local, per mesh)
+        return self.config_path
+
+    def cloud(self, name: str) -> Cloud:
+        try:
+            return self.clouds[name]
+        except KeyError:
+            raise KeyError(f"no cloud {name!r} in this mesh ({', '.join(self.clouds)})") from None
+
+    def repair(self, window_s: int = 0, clouds: Sequence[str] | None = None) -> dict[str, AntiEntropyReport]:
+        """One anti-entropy pass from each cloud (as its scheduled function would run it)."""
+        from tools.replication.repair import repair_mesh
+
+        config = json.loads(self.config_path.read_text())
+        return repair_mesh(config, list(clouds) if clouds else None, window_s=window_s)
+
+    def verify(self, show: int = 10) -> VerifyReport:
+        from tools.replication.verify import verify
+
+        stores = {name: cloud.open_store() for name, cloud in self.clouds.items()}
+        try:
+            return verify(stores, show)
+        finally:
+            for store in stores.values():
+                store.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for cloud in self.clouds.values():
+            cloud.close()
+
+    def __enter__(self) -> Mesh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _parse(spec: str) -> tuple[str, str]:
+    name, _, kind = spec.partition("=")
+    return name, (kind or name)
+
+
+def _run_dir() -> Path:
+    path = REPO_ROOT / ".run" / "mesh"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _start_all(clouds: Sequence[Cloud]) -> None:
+    """Start the runtimes in parallel (each takes a few seconds to import its SDK)."""
+    errors: list[BaseException] = []
+
+    def start(cloud: Cloud) -> None:
+        try:
+            cloud.start()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(c,), name=f"start-{c.name}") for c in clouds]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runtime.mesh", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start clouds and serve until Ctrl-C")
+    up.add_argument("clouds", nargs="+", help=f"cloud kinds ({', '.join(KINDS)}) or name=kind")
+    up.add_argument("--workdir", type=Path, help="where SQLite files and mesh.json go (default .run/mesh/mesh-*)")
+    up.add_argument("--anti-entropy-every-s", type=float, default=0.0, help="periodic anti-entropy (local, azure)")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with Mesh.start(args.clouds, workdir=args.workdir, anti_entropy_every_s=args.anti_entropy_every_s) as mesh:
+        for name, cloud in mesh.clouds.items():
+            print(f"{name:<10} {cloud.kind:<6} {cloud.url:<28} store {cloud.store_spec}", flush=True)
+        print(f"mesh file {mesh.config_path}", flush=True)
+        print(
+            f"verify:   {Path(sys.executable).name} -m tools.replication verify --mesh {mesh.config_path}", flush=True
+        )
+        print("ready; Ctrl-C stops every process", flush=True)
+        stop.wait()
+    print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
