@@ -69,6 +69,7 @@ class ChangePoller:
         self.backoff_s = backoff_s
         self.now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
         self.checkpoint: str | None = Version.floor(self.now_ms()) if start == "now" else None
+        self._origin_floor = self.checkpoint  # the look-back never reaches behind the start
         self._delivered: dict[tuple[str, str, str], int] = {}
         self._failures = 0
         self.delivered = 0
@@ -80,6 +81,8 @@ class ChangePoller:
         floor = Version.floor(now - self.lookback_ms)
         # From the checkpoint or the look-back floor, whichever is older (None: from the start).
         since: str | None = self.checkpoint if self.checkpoint is None or self.checkpoint < floor else floor
+        if self._origin_floor is not None and since is not None and since < self._origin_floor:
+            since = self._origin_floor
         while True:
             page, next_since = changes_page(self.store, since, 500)
             fresh = [m for m in page if _key(m) not in self._delivered]
