@@ -1,0 +1,117 @@
+"""Azure provider: import cost of handlers.azure over the Azure SDKs alone, and what the adapter and
+core add to a Cosmos DB call, measured against the direct SDK call on the same emulator.
+
+The emulator is the keep-alive launcher (emulators/cosmos_server.js), so a call costs a few ms of
+real HTTPS round trip; the two sides run interleaved (A, B, A, B, ...) so drift on a shared
+machine hits both equally. Ratios are medians over per-operation times.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.report import Section
+
+ROUNDS = 400
+WARMUP = 40
+
+
+def run(report: Section) -> None:
+    handler_s, sdk_s = _import_times("import handlers.azure", "import azure.cosmos, azure.functions")
+    report.figure("import handlers.azure (fresh interpreter, median)", handler_s * 1000, "ms")
+    report.figure("import azure.cosmos, azure.functions alone (median)", sdk_s * 1000, "ms")
+    report.figure("import ratio handlers.azure / SDKs alone", round(handler_s / sdk_s, 3), "x", "<= 1.15")
+
+    from adapters.azure.cosmos_store import CosmosMessageStore, ensure_container
+    from core.bootstrap import bootstrap
+    from core.model import Message, Version, new_message_id
+    from core.settings import Settings
+    from emulators.cosmos import CosmosEmulator
+    from tests.fakes import RecordingTransport
+
+    with _emulator(CosmosEmulator) as emulator:
+        client = emulator.client()
+        container = ensure_container(client, "bench", "messages")
+        store = CosmosMessageStore(container)
+        settings = Settings.from_env({"OVERCAST_PROVIDER": "azure", "OVERCAST_LOG_LEVEL": "WARNING"})
+        overcast = bootstrap(settings, store, RecordingTransport())
+        service = overcast.service
+
+        def sdk_create() -> None:
+            now = time.time_ns() // 1_000_000
+            message = Message("bench", new_message_id(now), "ada", "Hello London", now, Version(now, 0, "azure"))
+            container.create_item(message.to_record())
+
+        def adapter_create() -> None:
+            now = time.time_ns() // 1_000_000
+            store.create(Message("bench", new_message_id(now), "ada", "Hello London", now, Version(now, 0, "azure")))
+
+        def core_create() -> None:
+            service.post("bench", "ada", "Hello London")
+
+        known = service.post("bench", "ada", "read me").message
+        sdk_read = lambda: container.read_item(known.id, partition_key=known.channel)  # noqa: E731
+        adapter_read = lambda: store.get(known.channel, known.id)  # noqa: E731
+        core_read = lambda: service.get(known.channel, known.id)  # noqa: E731
+
+        sdk_c, adapter_c, core_c = _interleaved(sdk_create, adapter_create, core_create)
+        sdk_r, adapter_r, core_r = _interleaved(sdk_read, adapter_read, core_read)
+        report.figure("create: container.create_item p50", sdk_c * 1000, "ms")
+        report.figure("create: CosmosMessageStore.create p50", adapter_c * 1000, "ms")
+        report.figure("create: MessageService.post (core + adapter) p50", core_c * 1000, "ms")
+        report.figure("create ratio adapter / SDK", round(adapter_c / sdk_c, 3), "x", "<= 1.10")
+        report.figure("create ratio core + adapter / SDK", round(core_c / sdk_c, 3), "x", "<= 1.10")
+        report.figure("read: container.read_item p50", sdk_r * 1000, "ms")
+        report.figure("read: CosmosMessageStore.get p50", adapter_r * 1000, "ms")
+        report.figure("read: MessageService.get (core + adapter) p50", core_r * 1000, "ms")
+        report.figure("read ratio adapter / SDK", round(adapter_r / sdk_r, 3), "x", "<= 1.10")
+        report.figure("read ratio core + adapter / SDK", round(core_r / sdk_r, 3), "x", "<= 1.10")
+        overcast.store.close()
+
+
+def _import_times(a: str, b: str, repeat: int = 15) -> tuple[float, float]:
+    """Median import times of two statements in fresh interpreters, run interleaved (A B B A ...)
+    so load on the shared machine falls on both sides alike."""
+    import subprocess
+    import sys
+
+    def once(statement: str) -> float:
+        code = f"import time; t=time.perf_counter(); {statement}; print(time.perf_counter()-t)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
+    once(a), once(b)  # warm the file cache
+    times: dict[str, list[float]] = {a: [], b: []}
+    for i in range(repeat):
+        for statement in (a, b) if i % 2 == 0 else (b, a):
+            times[statement].append(once(statement))
+    return statistics.median(times[a]), statistics.median(times[b])
+
+
+def _interleaved(*fns: Callable[[], Any]) -> list[float]:
+    """Median seconds per call of each function, calls interleaved and their order rotated."""
+    for _ in range(WARMUP):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    order = list(range(len(fns)))
+    for i in range(ROUNDS):
+        for j in order[i % len(fns) :] + order[: i % len(fns)]:
+            started = time.perf_counter()
+            fns[j]()
+            times[j].append(time.perf_counter() - started)
+    return [statistics.median(t) for t in times]
+
+
+class _emulator:
+    def __init__(self, factory: Any) -> None:
+        self.emulator = factory()
+
+    def __enter__(self) -> Any:
+        return self.emulator.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.emulator.stop()
