@@ -141,3 +141,33 @@ def item_to_message(item: Mapping[str, Any]) -> Message:
     validate_channel(message.channel)
     validate_message_id(message.id)
     return message
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m adapters.aws.table --endpoint-url URL --table NAME``: create the table on a
+    local DynamoDB (moto server, DynamoDB Local) with the definition serverless.aws.yml deploys."""
+    import argparse
+    import os
+
+    import boto3
+
+    parser = argparse.ArgumentParser(prog="python -m adapters.aws.table", description=main.__doc__)
+    parser.add_argument("--endpoint-url", required=True, help="e.g. http://127.0.0.1:8000")
+    parser.add_argument("--table", default="overcast-dev-messages")
+    parser.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
+    args = parser.parse_args(argv)
+    client = boto3.session.Session().client(
+        "dynamodb",
+        region_name=args.region,
+        endpoint_url=args.endpoint_url,
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+    )
+    create_table(client, args.table)
+    described = client.describe_table(TableName=args.table)["Table"]
+    print(f"table {args.table} ready (stream {described.get('LatestStreamArn', 'none')})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
