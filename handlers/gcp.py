@@ -30,12 +30,11 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 
-from adapters.gcp.events import FirestoreDocumentEvent
 from adapters.gcp.firestore_store import FirestoreMessageStore
 from adapters.gcp.http import to_request, to_response
 from adapters.http_peer import UrllibPeerTransport
@@ -44,6 +43,9 @@ from core.errors import ConfigurationError, OvercastError, Unavailable, Validati
 from core.http import Response
 from core.logs import get_logger, log
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from adapters.gcp.events import FirestoreDocumentEvent
 
 logger = get_logger("gcp")
 _overcast: Overcast | None = None
@@ -126,6 +128,8 @@ def http(request: Any) -> tuple[bytes, int, dict[str, str]]:
 
 def on_firestore_event(cloud_event: Any) -> None:
     """Eventarc (2nd gen) Firestore trigger: CloudEvent with protobuf (or JSON) DocumentEventData."""
+    from adapters.gcp.events import FirestoreDocumentEvent  # the HTTP function's cold start skips it
+
     try:
         event = FirestoreDocumentEvent.from_cloud_event(cloud_event)
     except ValidationError as error:
@@ -136,6 +140,8 @@ def on_firestore_event(cloud_event: Any) -> None:
 
 def on_firestore_write(data: Mapping[str, Any], context: Any = None) -> None:
     """1st gen Firestore trigger (providers/cloud.firestore/eventTypes/document.write)."""
+    from adapters.gcp.events import FirestoreDocumentEvent
+
     try:
         event = FirestoreDocumentEvent.from_background(data, context)
     except ValidationError as error:

@@ -1,0 +1,106 @@
+"""Google Cloud provider: import cost of handlers.gcp, and what the adapter + core add to a
+Firestore round trip (both against the same local Firestore emulator, interleaved)."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.report import Section, import_time
+from core.model import Message, Version, new_message_id
+from emulators.firestore import FirestoreEmulator
+
+ROUNDS = 400
+IMPORT_ROUNDS = 12
+
+
+def run(report: Section) -> None:
+    # bench.report.import_time's method (a fresh interpreter per sample, import timed inside
+    # it), with the two statements alternated rather than run one after the other.
+    handler, sdk = "import handlers.gcp", "import google.cloud.firestore"
+    import_time(handler, repeat=1), import_time(sdk, repeat=1)  # warm the file cache
+    handler_s, sdk_s = _interleaved(lambda: handler, lambda: sdk, IMPORT_ROUNDS, measure=lambda fn: _import_once(fn()))
+    report.figure("import handlers.gcp (fresh interpreter)", handler_s * 1000, "ms")
+    report.figure("import google.cloud.firestore alone", sdk_s * 1000, "ms")
+    report.figure("import ratio handlers.gcp / firestore SDK", handler_s / sdk_s, "x", "<= 1.15")
+
+    import handlers.gcp
+
+    with FirestoreEmulator() as emulator:
+        client = emulator.client()
+        overcast = handlers.gcp.build({"OVERCAST_LOG_LEVEL": "WARNING", "OVERCAST_ORIGIN": "gcp"}, client=client)
+        service = overcast.service
+        messages = client.collection("channels").document("bench").collection("messages")
+        direct_ids: list[str] = []
+
+        # The direct side writes the very record the service would (same fields, same indexes),
+        # built before the clock starts.
+        records = iter([_record(overcast.clock.tick()) for _ in range(ROUNDS + 40)])
+
+        def direct_create() -> None:
+            record = next(records)
+            messages.document(record["id"]).create(record)
+            direct_ids.append(record["id"])
+
+        overcast_ids: list[str] = []
+
+        def overcast_post() -> None:
+            overcast_ids.append(service.post("bench", "ada", "Hello").message.id)
+
+        for _ in range(20):  # warm the channel, the JIT of the emulator, both code paths
+            direct_create()
+            overcast_post()
+        create_direct, create_overcast = _interleaved(direct_create, overcast_post, ROUNDS)
+        report.figure("direct DocumentReference.create() median", create_direct * 1000, "ms")
+        report.figure("MessageService.post() → FirestoreMessageStore median", create_overcast * 1000, "ms")
+        report.figure(
+            "create overhead ratio (adapter + core / direct)", create_overcast / create_direct, "x", "<= 1.10"
+        )
+
+        get_direct, get_overcast = _interleaved(
+            lambda: messages.document(direct_ids[0]).get(),
+            lambda: service.get("bench", overcast_ids[0]),
+            ROUNDS,
+        )
+        report.figure("direct DocumentReference.get() median", get_direct * 1000, "ms")
+        report.figure("MessageService.get() → FirestoreMessageStore median", get_overcast * 1000, "ms")
+        report.figure("get overhead ratio (adapter + core / direct)", get_overcast / get_direct, "x", "<= 1.10")
+        overcast.store.close()
+        client.close()
+
+
+def _record(version: Version) -> dict[str, object]:
+    message = Message("bench", new_message_id(version.physical_ms), "ada", "Hello", version.physical_ms, version)
+    return message.to_record()
+
+
+def _interleaved(
+    a: Callable[[], Any], b: Callable[[], Any], rounds: int, measure: Callable[[Callable[[], Any]], float] | None = None
+) -> tuple[float, float]:
+    """Median of a and of b, run in A-B-B-A order so load from other processes on a shared
+    machine (and any first/second position effect) hits both sides alike. ``measure`` returns
+    one sample in seconds (default: wall time of one call)."""
+    sample = measure or _wall_time
+    times_a: list[float] = []
+    times_b: list[float] = []
+    for i in range(rounds):
+        order = ((a, times_a), (b, times_b)) if i % 2 == 0 else ((b, times_b), (a, times_a))
+        for fn, times in order:
+            times.append(sample(fn))
+    return statistics.median(times_a), statistics.median(times_b)
+
+
+def _import_once(statement: str) -> float:
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _wall_time(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
