@@ -210,6 +210,7 @@ class ChangeFeedEmulator:
         self.max_retries = max_retries
         self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
         self.checkpoint_ms = self._now_ms()  # a new lease starts at "now"
+        self._start_floor = Version.floor(self.checkpoint_ms)  # the overlap never reaches behind it
         self._delivered: dict[tuple[str, str, str], int] = {}
         self.stop_event = threading.Event()
         self.delivered = 0
@@ -228,7 +229,7 @@ class ChangeFeedEmulator:
 
     def poll_once(self) -> int:
         """Deliver every change not delivered yet; returns how many were delivered."""
-        since = Version.floor(self.checkpoint_ms - self.overlap_ms)
+        since = max(Version.floor(self.checkpoint_ms - self.overlap_ms), self._start_floor)
         pending = [m for m in iter_changes(self.store, since, self.batch_size) if _key(m) not in self._delivered]
         done = 0
         for start in range(0, len(pending), self.batch_size):
