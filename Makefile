@@ -27,5 +27,14 @@ serve: setup  ## serve the API locally on 127.0.0.1:8080 (SQLite in .run/local.s
 bench: setup  ## print the benchmark figures
 	$(PY) -m bench
 
+.PHONY: drill drill-fast
+DRILL_ARGS ?=
+
+drill: setup  ## the failover drill: AWS primary, Azure secondary, Route 53 timings (~6 min); report + timeline in .run/drill/
+	$(PY) -m failover drill $(DRILL_ARGS)
+
+drill-fast: setup  ## the same drill at CI speed (Route 53 time scaled by 0.1, ~1 min)
+	$(PY) -m failover drill --fast $(DRILL_ARGS)
+
 clean:  ## remove local state and build output (keeps the venv and node_modules)
 	rm -rf .run .serverless* .pytest_cache .ruff_cache .mypy_cache

@@ -11,6 +11,9 @@ they are all gone afterwards), and the controls the faults use. Backends:
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import secrets
 import signal
 import sys
 from abc import ABC, abstractmethod
@@ -72,15 +75,37 @@ class Clouds(ABC):
         self.stop()
 
 
-class LocalServerCloud(Cloud):
-    """One ``python -m handlers.local`` process (SQLite) on its own loopback address."""
+def replicating_runtime_available() -> bool:
+    return importlib.util.find_spec("runtime.local") is not None
 
-    def __init__(self, name: str, address: str, port: int, db: Path) -> None:
+
+class LocalServerCloud(Cloud):
+    """One local SQLite cloud on its own loopback address.
+
+    With ``runtime.local`` (the local provider as a replication peer) it replicates to ``peers``
+    and restarts deliver from the beginning (re-delivery is harmless, and a crash must not lose
+    what was not yet pushed); without it, a plain ``handlers.local`` server.
+    """
+
+    def __init__(
+        self, name: str, address: str, port: int, db: Path, peers: list[dict[str, str]] | None = None, secret: str = ""
+    ) -> None:
         self.name, self.address, self.port = name, address, port
-        env = {"OVERCAST_PROVIDER": name, "OVERCAST_REGION": "local", "OVERCAST_LOG_LEVEL": "WARNING"}
-        argv = [sys.executable, "-m", "handlers.local", "--host", address, "--port", str(port), "--db", str(db)]
+        env = {
+            "OVERCAST_PROVIDER": name,
+            "OVERCAST_REGION": "local",
+            "OVERCAST_ORIGIN": name,
+            "OVERCAST_LOG_LEVEL": "WARNING",
+        }
+        if peers is not None:
+            env.update(OVERCAST_PEERS=json.dumps(peers), OVERCAST_REPLICATION_SECRET=secret)
+            argv = [sys.executable, "-m", "runtime.local", "--host", address, "--port", str(port), "--db", str(db)]
+            argv += ["--from-beginning", "--anti-entropy-every-s", "5"]
+        else:
+            argv = [sys.executable, "-m", "handlers.local", "--host", address, "--port", str(port), "--db", str(db)]
         self.server = ServerProcess(f"drill-{name}", argv, host=address, port=port, env=env, startup_timeout=30)
         self._seen: set[int] = set()
+        self.store_down = False
 
     def start(self) -> None:
         self.server.start()
@@ -108,19 +133,55 @@ class LocalServerCloud(Cloud):
         self.server.stop()
         self.start()
 
+    def stop_store(self) -> None:
+        # runtime.local switches its store to "unavailable" on SIGUSR1 (SQLite has no process).
+        if not self.replicating:
+            super().stop_store()
+        self.server.signal(signal.SIGUSR1)
 
-class LocalServerClouds(Clouds):
-    primary: LocalServerCloud
-    secondary: LocalServerCloud
-
-    def __init__(self, names: tuple[str, str], addresses: tuple[str, str], port: int, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.primary = LocalServerCloud(names[0], addresses[0], port, state_dir / f"{names[0]}.sqlite")
-        self.secondary = LocalServerCloud(names[1], addresses[1], port, state_dir / f"{names[1]}.sqlite")
+    def start_store(self) -> None:
+        if not self.replicating:
+            super().start_store()
+        self.server.signal(signal.SIGUSR2)
 
     @property
     def replicating(self) -> bool:
-        return False
+        return "runtime.local" in self.server.argv
+
+
+class LocalServerClouds(Clouds):
+    """Two local SQLite clouds (runtime.local peers when available, else handlers.local)."""
+
+    primary: LocalServerCloud
+    secondary: LocalServerCloud
+
+    def __init__(
+        self,
+        names: tuple[str, str],
+        addresses: tuple[str, str],
+        port: int,
+        state_dir: Path,
+        replicate: bool | None = None,
+    ) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        for stale in state_dir.glob("*.sqlite*"):  # every drill starts from empty stores
+            stale.unlink()
+        replicate = replicating_runtime_available() if replicate is None else replicate
+        secret = secrets.token_hex(16)
+
+        def peers(other: int) -> list[dict[str, str]] | None:
+            return [{"name": names[other], "url": f"http://{addresses[other]}:{port}"}] if replicate else None
+
+        self.primary = LocalServerCloud(
+            names[0], addresses[0], port, state_dir / f"{names[0]}.sqlite", peers(1), secret
+        )
+        self.secondary = LocalServerCloud(
+            names[1], addresses[1], port, state_dir / f"{names[1]}.sqlite", peers(0), secret
+        )
+
+    @property
+    def replicating(self) -> bool:
+        return self.primary.replicating
 
     def start(self) -> None:
         try:

@@ -139,6 +139,8 @@ class Drill:
         self.clouds: Clouds | None = None
         self.primary_target = config.drill.primary_address
         self.health_check_id = ""
+        self.out: Path | None = None
+        self.catch_up: dict[str, Any] = {}
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -197,15 +199,17 @@ class Drill:
         self.event(
             "starting", f"Route 53 API (moto) on {moto.url}; clouds on {addresses[0]} and {addresses[1]}, port {port}"
         )
+        self.out = out
         moto.start()
         stack.callback(moto.stop)
         if moto.process.pid:
             self.pids.append(moto.process.pid)
+            self._track_pids()
         clouds = make_clouds(self.options.backend, self.config, port, out / "state", self.options.stream)
         self.clouds = clouds
         stack.callback(self._stop_clouds)
         clouds.start()
-        self.pids.extend(clouds.pids())
+        self._track_pids()
         primary, secondary = clouds.primary, clouds.secondary
         self.event("clouds up", f"{primary.name} at {primary.base_url}, {secondary.name} at {secondary.base_url}")
 
@@ -270,23 +274,22 @@ class Drill:
         settle = t.ttl_s + drill.client_timeout + 1.0  # the last cached answer expires, the last request ends
         self._sleep(warmup)
 
+        # An interrupted drill is torn down whole (moto, clouds, proxy), so nothing to restore then.
         ctx = faultmod.FaultContext(primary, r53, created.health_check_id, proxy)
-        injected = False
-        try:
-            t_fault = self.event("fault injected", self.fault.description).t
-            injected = True
-            self.fault.inject(ctx)
-            self._wait_for(lambda: not self.plane_healthy(), t.bound_s * 2 + 10, "health check never went unhealthy")
-            self.event("primary unhealthy", "DNS now answers SECONDARY")
-            self._sleep(settle)
-            self._sleep(hold)
-            self.event("restoring", f"undo {self.fault.name}")
-            self.fault.restore(ctx)
-            injected = False
-        finally:
-            if injected:  # interrupted mid-fault: restore before tearing down
-                with contextlib.suppress(Exception):
-                    self.fault.restore(ctx)
+        t_fault = self.event("fault injected", self.fault.description).t
+        self.fault.inject(ctx)
+        self._track_pids()
+        self._wait_for(lambda: not self.plane_healthy(), t.bound_s * 2 + 10, "health check never went unhealthy")
+        self.event("primary unhealthy", "DNS now answers SECONDARY")
+        self._sleep(settle)
+        self._sleep(hold)
+        self.event("restoring", f"undo {self.fault.name}")
+        self.fault.restore(ctx)
+        self._track_pids()
+        watcher = threading.Thread(
+            target=self._watch_catch_up, args=(primary, secondary, self.now()), name="drill-catch-up", daemon=True
+        )
+        watcher.start()
         t_restored = self.event("restored").t
         self._wait_for(self.plane_healthy, t.bound_s * 2 + 30, "health check never recovered")
         self.event("primary healthy", "DNS answers PRIMARY again")
@@ -295,6 +298,7 @@ class Drill:
         self.load.stop(drain_s=drill.client_timeout * (drill.write_attempts + 2) + 5)
         t_load_end = self.event("load stopped", f"{len(self.load.attempts)} requests recorded").t
 
+        watcher.join(timeout=max(30.0, 6 * t.bound_s))
         # 5. Convergence and verification.
         self._printing = False
         timeout = max(30.0, 6 * t.bound_s) if clouds.replicating else 0.0
@@ -349,7 +353,7 @@ class Drill:
             ],
             "attempts": [a.to_json() for a in self.load.attempts],
             "writes": [w.__dict__ for w in self.load.writes],
-            "convergence": convergence,
+            "convergence": {**convergence, "catch_up": self.catch_up},
         }
 
     def plane_healthy(self) -> bool:
@@ -370,9 +374,16 @@ class Drill:
             for s in fleet.history()
         ]
 
-    def _stop_clouds(self) -> None:
+    def _track_pids(self) -> None:
+        """Record every process started so far (also in processes.json, for an interrupted run)."""
         if self.clouds is not None:
             self.pids.extend(p for p in self.clouds.pids() if p not in self.pids)
+        if self.out is not None:
+            (self.out / "processes.json").write_text(json.dumps({"pids": self.pids}))
+
+    def _stop_clouds(self) -> None:
+        if self.clouds is not None:
+            self._track_pids()
             self.clouds.stop()
 
     def _sleep(self, seconds: float) -> None:
@@ -423,7 +434,35 @@ class Drill:
             f"served: {served}  errors {errors / window:.0f}/s  acked writes {len(self.load.acked())}"
         )
 
-    # -- convergence --------------------------------------------------------------------------
+    # -- convergence ---------------------------------------------------------------------------
+
+    def _watch_catch_up(self, primary: Cloud, secondary: Cloud, t_restored: float) -> None:
+        """After the restore: how long until every write acknowledged before it is on both clouds
+        (the secondary's outage writes reach the primary, the primary's unsent ones the secondary)."""
+        assert self.load is not None
+        wanted = {w.message_id for w in self.load.acked() if w.message_id}
+        period = 0.25 if self.options.fast else 1.0
+        deadline = time.monotonic() + max(60.0, 6 * self.timings.bound_s)
+        missing: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            try:
+                missing = {
+                    c.name: len(wanted - set(list_channel(c.base_url, self.load.channel))) for c in (primary, secondary)
+                }
+            except OSError:
+                missing = {}
+            if missing and not any(missing.values()):
+                seconds = self.now() - t_restored
+                self.catch_up = {"seconds": seconds, "writes": len(wanted)}
+                self.event(
+                    "caught up",
+                    f"all {len(wanted)} writes acknowledged before the restore are on both clouds, {seconds:.1f} s after it",
+                )
+                return
+            time.sleep(period)
+        self.catch_up = {"seconds": None, "writes": len(wanted), "missing": missing}
+
+    # -- final convergence --------------------------------------------------------------------------
 
     def _converge(self, primary: Cloud, secondary: Cloud, channel: str, timeout_s: float) -> dict[str, Any]:
         started = time.monotonic()

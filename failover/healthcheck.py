@@ -207,7 +207,7 @@ class HealthCheckFleet:
         self.scale = scale
         self.healthy_fraction = healthy_fraction
         self.config_poll_s = (
-            config_poll_s if config_poll_s is not None else max(0.25, min(1.0, spec.interval_s * scale / 4))
+            config_poll_s if config_poll_s is not None else max(0.1, min(1.0, spec.interval_s * scale / 10))
         )
         self._probe = probe_fn
         self._on_change = on_change
