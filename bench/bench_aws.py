@@ -172,26 +172,19 @@ def _package_size(report: Section) -> None:
 
 
 def package_zip() -> Path:
-    """Package serverless.aws.yml offline and return the zip (kept under .bench/)."""
+    """Package serverless.aws.yml offline (tools.packaging, else the CLI) and return the zip,
+    kept under .bench/aws-package."""
     out = REPO_ROOT / ".bench" / "aws-package"
     try:
-        packaging = importlib.import_module("tools.packaging")
-    except ImportError:
-        packaging = None
-    if packaging is not None and hasattr(packaging, "package"):
-        result = packaging.package("aws")
-        directory = Path(getattr(result, "directory", result))
-    else:
+        from tools.packaging import package
+    except ImportError:  # the toolchain module is not there: run the CLI directly
         shutil.rmtree(out, ignore_errors=True)
         sls = REPO_ROOT / "node_modules" / ".bin" / "sls"
-        subprocess.run(
-            [str(sls), "package", "--config", "serverless.aws.yml", "--package", str(out)],
-            cwd=REPO_ROOT,
-            check=True,
-            capture_output=True,
-        )
-        directory = out
-    zips = sorted(directory.glob("*.zip"))
+        command = [str(sls), "package", "--config", "serverless.aws.yml", "--package", str(out)]
+        subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True)
+    else:
+        package("aws", out)
+    zips = sorted(out.glob("*.zip"))
     if not zips:
-        raise RuntimeError(f"no zip in {directory}")
+        raise RuntimeError(f"no zip in {out}")
     return zips[0]
