@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from adapters.aws.dynamodb_store import DynamoDBMessageStore, make_client
@@ -33,6 +34,7 @@ from core.bootstrap import Overcast, bootstrap
 from core.errors import OvercastError, ValidationError
 from core.http import Response
 from core.logs import get_logger, log
+from core.model import Message
 from core.settings import Settings
 
 logger = get_logger("aws")
@@ -84,8 +86,9 @@ def http(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         log(logger, logging.WARNING, "unusable http event", error=error.message)
         bad = ApiGatewayV2Event(event if isinstance(event, dict) else {})
         return bad.to_response(Response.from_error(error))
-    if not request.request_id and context is not None:
-        request = _with_request_id(request, getattr(context, "aws_request_id", ""))
+    fallback_id = str(getattr(context, "aws_request_id", "") or "")
+    if not request.request_id and fallback_id:
+        request = replace(request, request_id=fallback_id)
     try:
         app = overcast().app
     except OvercastError as error:  # misconfiguration: a 503 that says what to fix
@@ -107,7 +110,7 @@ def stream(event: dict[str, Any], context: Any = None) -> dict[str, list[dict[st
     """
     batch = DynamoDBStreamEvent(event)
     failed: list[str] = []
-    pending: list[tuple[str, Any]] = []  # (sequence number, message) in stream order
+    pending: list[tuple[str, Message]] = []  # (sequence number, message) in stream order
     for record in batch.records:
         if record.event_name == "REMOVE":
             log(logger, logging.WARNING, "ignoring hard delete in stream", keys=record.keys, seq=record.sequence_number)
@@ -121,11 +124,9 @@ def stream(event: dict[str, Any], context: Any = None) -> dict[str, list[dict[st
         try:
             result = overcast().replicator.forward([message for _, message in pending])
             undelivered = {_key(m) for m in result.failed}
-        except Exception as exc:  # nothing was confirmed delivered: retry all of it
+        except Exception:  # nothing was confirmed delivered (bad settings, a bug): retry all of it
             logger.exception("replication forward failed")
             undelivered = {_key(m) for _, m in pending}
-            if isinstance(exc, OvercastError) and exc.code == "misconfigured":
-                log(logger, logging.ERROR, "replication is misconfigured", error=exc.message)
         failed.extend(seq for seq, message in pending if _key(message) in undelivered)
     if failed:
         log(logger, logging.WARNING, "stream batch partially failed", failed=len(failed), records=len(pending))
@@ -147,11 +148,5 @@ def anti_entropy(event: dict[str, Any] | None = None, context: Any = None) -> di
     return summary
 
 
-def _key(message: Any) -> tuple[str, str, str]:
+def _key(message: Message) -> tuple[str, str, str]:
     return (message.channel, message.id, str(message.version))
-
-
-def _with_request_id(request: Any, request_id: str) -> Any:
-    from dataclasses import replace
-
-    return replace(request, request_id=request_id) if request_id else request
