@@ -10,7 +10,9 @@ serverless-azure-functions maps ``handler: handlers/azure.http`` to ``"scriptFil
 "../handlers/azure.py", "entryPoint": "http"`` in ``http/function.json``; the Python worker
 imports the script as module ``handlers.azure`` from the app root, so ``core`` and ``adapters``
 import as usual. Parameter names match the binding names in function.json (``req``,
-``documents``, ``timer``; ``context`` is injected by the worker).
+``documents``, ``timer``; ``context`` is injected by the worker). The worker resolves the
+annotations when it loads a function and refuses a ``context`` annotated with anything but
+``func.Context`` itself (no ``| None``), so ``context`` is a required parameter.
 
 The Cosmos client, the store and the app are built once per worker process, on the first
 invocation (not at import: importing stays cheap and never touches the network), and reused
@@ -100,7 +102,7 @@ def install(app: Overcast | None) -> None:
 # -- entrypoints --------------------------------------------------------------------------------
 
 
-def http(req: func.HttpRequest, context: func.Context | None = None) -> func.HttpResponse:
+def http(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """HTTP trigger → core app → HttpResponse. Never raises: every failure is a JSON response."""
     invocation_id = str(getattr(context, "invocation_id", "") or "")
     request = to_request(
@@ -125,7 +127,7 @@ class ReplicationIncomplete(Unavailable):
     code = "replication_incomplete"
 
 
-def replicate(documents: func.DocumentList, context: func.Context | None = None) -> None:
+def replicate(documents: func.DocumentList, context: func.Context) -> None:
     """Cosmos DB change feed → forward locally-originated changes to every peer.
 
     If any push failed the invocation RAISES: with the function's retry policy the host runs the
@@ -157,7 +159,7 @@ def replicate(documents: func.DocumentList, context: func.Context | None = None)
     log(logger, logging.INFO, "change-feed batch replicated", sent=result.sent, records=len(batch.messages))
 
 
-def anti_entropy(timer: func.TimerRequest, context: func.Context | None = None) -> None:
+def anti_entropy(timer: func.TimerRequest, context: func.Context) -> None:
     """Scheduled repair pass. Fails the invocation when a peer could not be repaired, so the
     platform counts a failure and alerts can fire."""
     from core import anti_entropy as anti_entropy_pass  # only the scheduled function pays for it

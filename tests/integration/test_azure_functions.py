@@ -53,7 +53,8 @@ def http_event(name: str, **changes: Any) -> func.HttpRequest:
 
 def change_feed_event(documents: list[dict[str, Any]] | None = None) -> func.DocumentList:
     body = json.dumps(load_event("azure", "cosmos_change_feed") if documents is None else documents)
-    batch: func.DocumentList = CosmosDBTriggerConverter.decode(Datum(body, "json"), trigger_metadata={})
+    batch = CosmosDBTriggerConverter.decode(Datum(body, "json"), trigger_metadata={})
+    assert batch is not None
     return batch
 
 
@@ -116,9 +117,9 @@ def test_invocation_id_is_the_request_id_when_the_client_sends_none(azure_app: O
 def test_path_comes_from_the_url_when_the_route_param_is_missing(azure_app: Overcast) -> None:
     request = http_event("http_health_deep", params={})
     assert api_path(request) == "/health/deep"
-    assert entrypoints.http(request).status_code == 200
+    assert entrypoints.http(request, LocalContext("http")).status_code == 200
     bare = http_event("http_health_deep", params={}, url="https://func-overcast-secondary.example.net/api")
-    answer = entrypoints.http(bare)
+    answer = entrypoints.http(bare, LocalContext("http"))
     assert answer.status_code == 404 and body(answer)["error"]["code"] == "route_not_found"
 
 
@@ -132,14 +133,14 @@ def test_route_prefix_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_bad_json_is_a_400_json_error(azure_app: Overcast) -> None:
     request = http_event("http_post_message", body={"type": "bytes", "value": "{not json"})
-    response = entrypoints.http(request)
+    response = entrypoints.http(request, LocalContext("http"))
     assert response.status_code == 400 and body(response)["error"]["code"] == "invalid_json"
 
 
 def test_missing_configuration_is_a_503_that_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     entrypoints.install(None)
     monkeypatch.delenv("COSMOS_ENDPOINT", raising=False)
-    response = entrypoints.http(http_event("http_health_deep"))
+    response = entrypoints.http(http_event("http_health_deep"), LocalContext("http"))
     assert response.status_code == 503
     assert (
         body(response)["error"]["code"] == "misconfigured" and "COSMOS_ENDPOINT" in body(response)["error"]["message"]
@@ -180,14 +181,14 @@ def test_unreadable_documents_are_skipped_and_the_rest_delivered(
 ) -> None:
     local = load_event("azure", "cosmos_change_feed")[0]
     foreign = {"id": "lease-or-junk", "channel": "london", "_rid": "x", "_ts": 1}
-    entrypoints.replicate(change_feed_event([foreign, local]))
+    entrypoints.replicate(change_feed_event([foreign, local]), LocalContext("replicate"))
     assert replication_peer.has(local["channel"], local["id"]) is not None
 
 
 def test_a_batch_with_nothing_local_does_not_touch_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
     entrypoints.install(None)
     monkeypatch.delenv("COSMOS_ENDPOINT", raising=False)  # building the app would fail
-    entrypoints.replicate(change_feed_event([{"id": "junk"}]))
+    entrypoints.replicate(change_feed_event([{"id": "junk"}]), LocalContext("replicate"))
 
 
 # -- anti-entropy timer --------------------------------------------------------------------------
