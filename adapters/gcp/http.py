@@ -53,10 +53,9 @@ def to_response(response: Response) -> tuple[bytes, int, dict[str, str]]:
 
 
 def _request_id(headers: dict[str, str]) -> str:
-    """Cloud Functions' execution id (1st gen), else the Cloud Trace id, so a request's log lines
-    join the platform's own. Empty when neither is there: the app then makes one up."""
-    execution_id = headers.get("function-execution-id", "")
-    if execution_id:
-        return execution_id
+    """The Cloud Trace id when the request carries one (it joins the platform's request log and
+    any service the trace passes through), else the execution id functions-framework or the 1st
+    gen runtime sets. Empty when neither is there: the app then makes one up."""
     trace = headers.get("x-cloud-trace-context", "")  # "TRACE_ID/SPAN_ID;o=1"
-    return trace.split("/", 1)[0].split(";", 1)[0]
+    trace_id = trace.split("/", 1)[0].split(";", 1)[0]
+    return trace_id or headers.get("function-execution-id", "")
