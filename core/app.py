@@ -121,7 +121,7 @@ class HttpApp:
     def replication_batch(self, request: Request) -> Response:
         sender = self._verified_peer(request)
         messages = replication.decode_batch(request.body, sender, self.settings.limits)
-        result = self.service.apply_replicated(messages)
+        result = replication.apply_batch(self.service, messages)
         log(
             logger,
             logging.INFO,

@@ -34,6 +34,7 @@ from core.errors import OvercastError, PayloadTooLarge, Unauthorized, Unavailabl
 from core.logs import get_logger, log
 from core.model import Limits, Message
 from core.ports import MessageStore, PeerTransport
+from core.service import ApplyResult, MessageService
 from core.settings import Peer
 
 logger = get_logger("replication")
@@ -171,6 +172,36 @@ def iter_changes(store: MessageStore, since: str | None, page_size: int = 500) -
         yield from page
         if cursor is None:
             return
+
+
+_APPLY_WORKERS = 8
+_apply_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_apply_pool_lock = threading.Lock()
+
+
+def apply_batch(service: MessageService, messages: Sequence[Message]) -> ApplyResult:
+    """Apply a received batch with up to 8 store writes in flight.
+
+    Sequential conditional writes cost one store round trip each, so a 100-record batch would
+    take 100 round trips end to end (seconds on a slow store, past the sender's timeout, which
+    then retries the whole batch). Records are split by key, so two versions of one record stay
+    in one worker, in order; across keys order never mattered (last-writer-wins). The first
+    failure is raised after every worker finished, and the sender retries the batch — already
+    applied records are then no-ops.
+    """
+    global _apply_pool
+    if len(messages) <= 2:
+        return service.apply_replicated(messages)
+    chunks: list[list[Message]] = [[] for _ in range(min(_APPLY_WORKERS, len(messages)))]
+    for message in messages:
+        chunks[hash((message.channel, message.id)) % len(chunks)].append(message)
+    with _apply_pool_lock:
+        if _apply_pool is None:
+            _apply_pool = concurrent.futures.ThreadPoolExecutor(_APPLY_WORKERS, thread_name_prefix="apply")
+    futures = [_apply_pool.submit(service.apply_replicated, chunk) for chunk in chunks if chunk]
+    concurrent.futures.wait(futures)
+    results = [f.result() for f in futures]  # raises the first failure
+    return ApplyResult(sum(r.applied for r in results), sum(r.ignored for r in results))
 
 
 @dataclass

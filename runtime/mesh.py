@@ -306,7 +306,6 @@ class Mesh:
                 "OVERCAST_ORIGIN": cloud.name,
                 "OVERCAST_REGION": f"local-{cloud.name}",
                 "OVERCAST_LOG_LEVEL": "WARNING",
-                "OVERCAST_REPLICATION_TIMEOUT_S": "2",
                 "OVERCAST_PEERS": json.dumps(peers),
                 **{secret_var(p["name"]): pair_secrets[frozenset((cloud.name, p["name"]))] for p in peers},
                 **env,

@@ -435,3 +435,46 @@ def test_change_pages_never_split_a_version_tie(store: InMemoryMessageStore) -> 
     assert sorted(m.id for m in iter_changes(store, None, page_size=4)) == sorted(
         m.id for m in store.changes_since(None, 100)
     )
+
+
+# -- applying a batch -----------------------------------------------------------------------------
+
+
+def test_a_large_batch_with_several_versions_of_one_record_keeps_the_newest(
+    aws: Overcast, store: InMemoryMessageStore
+) -> None:
+    base = record("v0", counter=0)
+    versions = [
+        Message(**{**base.__dict__, "text": f"v{i}", "version": Version(base.created_ms, i, "azure")})
+        for i in range(40)
+    ]
+    others = [record(f"other {i}", counter=i) for i in range(60)]
+    batch = others[:30] + list(reversed(versions)) + others[30:]
+    body = encode_batch("azure", batch)
+    answer = send(aws, body, signed(body)).json_body()
+    assert answer["applied"] + answer["ignored"] == 100 and answer["applied"] >= 61
+    assert store.get("london", base.id) == versions[-1]
+    assert len(snapshot(store)) == 61
+
+
+def test_a_store_failure_mid_batch_is_503_and_the_retry_completes_it(
+    aws: Overcast, store: InMemoryMessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    messages = [record(f"m{i}", counter=i) for i in range(50)]
+    body = encode_batch("azure", messages)
+    calls = 0
+    real = InMemoryMessageStore._put_if_newer
+
+    def flaky(self: InMemoryMessageStore, message: Message) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls % 7 == 0:
+            raise Unavailable("throttled")
+        return real(self, message)
+
+    monkeypatch.setattr(InMemoryMessageStore, "_put_if_newer", flaky)
+    response = send(aws, body, signed(body))
+    assert response.status == 503 and "retry-after" in response.headers
+    monkeypatch.setattr(InMemoryMessageStore, "_put_if_newer", real)
+    assert send(aws, body, signed(body)).status == 200
+    assert len(snapshot(store)) == 50
