@@ -73,7 +73,7 @@ def run(report: Section) -> None:
         client.close()
 
 
-def _record(version: Version) -> dict[str, object]:
+def _record(version: Version) -> dict[str, Any]:
     message = Message("bench", new_message_id(version.physical_ms), "ada", "Hello", version.physical_ms, version)
     return message.to_record()
 
