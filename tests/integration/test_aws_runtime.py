@@ -19,16 +19,33 @@ HOST = "127.0.0.2"
 _tables = itertools.count()
 
 
+@pytest.fixture(scope="module")
+def peer() -> Iterator[PeerReceiver]:
+    receiver = PeerReceiver(secret="runtime-test-secret")
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
 @pytest.fixture
-def runtime(moto_server: MotoServer, peer_receiver: PeerReceiver) -> Iterator[ServerProcess]:
+def peer_receiver(peer: PeerReceiver) -> PeerReceiver:
+    """The module's peer, emptied: one runtime process serves every test here."""
+    peer.batches.clear()
+    peer.statuses.clear()
+    return peer
+
+
+@pytest.fixture(scope="module")
+def runtime(moto_server: MotoServer, peer: PeerReceiver) -> Iterator[ServerProcess]:
     port = free_port(HOST)
     table = f"runtime-{next(_tables)}"
     argv = [sys.executable, "-m", "runtime.aws", "--host", HOST, "--port", str(port)]
     argv += ["--dynamodb-endpoint", moto_server.url, "--table", table, "--create-table"]
     env = {
         **EMULATOR_ENV,
-        "OVERCAST_PEERS": json.dumps([{"name": "azure", "url": peer_receiver.url}]),
-        "OVERCAST_REPLICATION_SECRET": peer_receiver.secret,
+        "OVERCAST_PEERS": json.dumps([{"name": "azure", "url": peer.url}]),
+        "OVERCAST_REPLICATION_SECRET": peer.secret,
         "OVERCAST_REGION": "local-1",
     }
     with ServerProcess("runtime-aws", argv, host=HOST, port=port, env=env) as process:
@@ -46,7 +63,7 @@ def test_serves_the_api_and_replicates_through_the_stream(runtime: ServerProcess
     assert client.request("GET", "/channels/london/messages").json()["items"][0]["id"] == message["id"]
     # The stream poller read the INSERT from moto's stream and the handler pushed it to the peer.
     records = peer_receiver.wait_for(1)
-    assert records[0]["id"] == message["id"] and records[0]["version"] == message["version"]
+    assert [(r["id"], r["version"]) for r in records] == [(message["id"], message["version"])]
     assert client.request("DELETE", f"/channels/london/messages/{message['id']}").status == 204
     tombstone = peer_receiver.wait_for(2)[1]
     assert tombstone["id"] == message["id"] and tombstone["deleted"] is True

@@ -73,7 +73,6 @@ def failing() -> Iterator[Any]:
     "status, code",
     [
         (400, "ProvisionedThroughputExceededException"),
-        (400, "ThrottlingException"),
         (400, "RequestLimitExceeded"),
     ],
 )
