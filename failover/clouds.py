@@ -18,6 +18,7 @@ import signal
 import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 from emulators.base import ServerProcess
 
@@ -66,6 +67,10 @@ class Clouds(ABC):
     @property
     def replicating(self) -> bool:
         return True
+
+    def verify_stores(self) -> dict[str, Any] | None:
+        """Compare the clouds' stores directly (below the API), when the backend can."""
+        return None
 
     def __enter__(self) -> Clouds:
         self.start()

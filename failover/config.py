@@ -53,7 +53,7 @@ class DrillSpec:
     dns_address: str = "127.0.0.1"
     dns_port: int = 0
     checkers: int = 8
-    rate: float = 20.0
+    rate: float = 10.0
     write_share: float = 0.3
     clients: int = 8
     write_attempts: int = 6

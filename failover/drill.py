@@ -102,7 +102,9 @@ def _port_free(address: str, port: int) -> bool:
     return True
 
 
-def make_clouds(backend: str, config: FailoverConfig, port: int, state_dir: Path, stream: TextIO) -> Clouds:
+def make_clouds(
+    backend: str, config: FailoverConfig, port: int, state_dir: Path, stream: TextIO, scale: float = 1.0
+) -> Clouds:
     names = (config.primary.provider, config.secondary.provider)
     addresses = (config.drill.primary_address, config.drill.secondary_address)
     if backend in ("auto", "mesh"):
@@ -113,7 +115,8 @@ def make_clouds(backend: str, config: FailoverConfig, port: int, state_dir: Path
                 raise
         else:
             if mesh_available() or backend == "mesh":
-                return MeshClouds(names, addresses, port, state_dir)
+                # The Azure stack's anti-entropy timer (30 s, scaled) repairs what a crash lost in flight.
+                return MeshClouds(names, addresses, port, state_dir, anti_entropy_every_s=max(5.0, 30.0 * scale))
     if backend == "auto":
         print("  (runtime/mesh.py not available: two local SQLite servers without replication)", file=stream)
     return LocalServerClouds(names, addresses, port, state_dir)
@@ -192,7 +195,8 @@ class Drill:
         )
         addresses = [drill.primary_address, drill.secondary_address]
         proxy_addr = proxy_address(drill.primary_address) if self.fault.needs_proxy else None
-        port = choose_port(tuple(addresses + ([proxy_addr] if proxy_addr else [])), self.options.port or drill.port)
+        preferred = drill.port if self.options.port is None else self.options.port  # 0: a free one
+        port = choose_port(tuple(addresses + ([proxy_addr] if proxy_addr else [])), preferred)
 
         # 1. Route 53 API and the clouds.
         moto = MotoServer()
@@ -205,7 +209,7 @@ class Drill:
         if moto.process.pid:
             self.pids.append(moto.process.pid)
             self._track_pids()
-        clouds = make_clouds(self.options.backend, self.config, port, out / "state", self.options.stream)
+        clouds = make_clouds(self.options.backend, self.config, port, out / "state", self.options.stream, self.scale)
         self.clouds = clouds
         stack.callback(self._stop_clouds)
         clouds.start()
@@ -307,6 +311,18 @@ class Drill:
             "verified" if convergence["identical"] else "NOT converged",
             f"after {convergence['seconds']:.1f} s: {convergence['messages']} messages on each cloud",
         )
+        if convergence["identical"]:
+            try:
+                stores = clouds.verify_stores()
+            except Exception as exc:  # reported, and fails the identical check below
+                stores = {"identical": False, "error": f"{exc.__class__.__name__}: {exc}"}
+            if stores is not None:
+                convergence["stores"] = stores
+                convergence["identical"] = bool(stores.get("identical"))
+                self.event(
+                    "stores compared",
+                    "identical record by record" if stores.get("identical") else f"DIFFERENT: {stores}",
+                )
         self._stop_monitor.set()
         monitor.join(timeout=5)
 

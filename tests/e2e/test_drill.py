@@ -57,6 +57,8 @@ def test_fast_drill(fault: str, tmp_path: Path) -> None:
     m = report["metrics"]
     summary = result.stdout[-3000:]
     assert report["replicating"], "the drill ran without replication between the clouds"
+    # the AWS stack (runtime.aws on moto's DynamoDB) and the Azure stack (runtime.azure on cosmosdb-server)
+    assert report["backend"] == "MeshClouds", report["backend"]
     assert report["mode"] == "fast" and report["fault"] == fault
 
     bound = report["timings"]["bound_s"]
@@ -64,7 +66,7 @@ def test_fast_drill(fault: str, tmp_path: Path) -> None:
     assert m["failback_s"] <= bound + 1.0, summary
     assert m["checks"]["secondary_served_traffic"], summary
     assert m["detect_s"] is not None and m["detect_s"] > 0
-    assert m["writes_acked"] > 50, summary
+    assert m["writes_acked"] > 30, summary
     assert m["lost"] == 0, f"acknowledged writes lost: {m['lost_ids']}\n{summary}"
     assert m["duplicated"] == 0, f"duplicated keys: {m['duplicated_keys']}\n{summary}"
     assert report["convergence"]["identical"], summary
