@@ -51,6 +51,8 @@ def host(cosmos_emulator: CosmosEmulator, peer: ReplicationPeer) -> Iterator[Ser
     ]  # fmt: skip
     env = {**peer.azure_env(), "OVERCAST_REGION": "westeurope"}
     server = ServerProcess("azure-functions-host", argv, host=HOST, port=port, env=env, startup_timeout=30)
+    # Ready when it says so: the port listens a moment before the "ready" line is printed.
+    server.ready = lambda: f"ready {server.url}" in server.log_path.read_text()
     with server:
         yield server
 
@@ -129,7 +131,9 @@ def test_sigterm_stops_the_host_cleanly(cosmos_emulator: CosmosEmulator, tmp_pat
         sys.executable, "-m", "runtime.azure", "--host", HOST, "--port", str(port),
         "--cosmos-endpoint", cosmos_emulator.endpoint, "--database", DATABASE, "--container", "sigterm", "--create",
     ]  # fmt: skip
-    server = ServerProcess("azure-functions-host-sigterm", argv, host=HOST, port=port, startup_timeout=30).start()
+    server = ServerProcess("azure-functions-host-sigterm", argv, host=HOST, port=port, startup_timeout=30)
+    server.ready = lambda: f"ready {server.url}" in server.log_path.read_text()
+    server.start()
     process = server.process
     assert process is not None
     started = time.monotonic()
