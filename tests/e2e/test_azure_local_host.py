@@ -22,7 +22,7 @@ HOST = "127.0.0.3"  # any 127.x works; a non-default one proves --host is honour
 
 
 class CheckedClient(HttpClient):
-    def request(self, method: str, path: str, **kw: Any) -> HttpResult:  # type: ignore[override]
+    def request(self, method: str, path: str, **kw: Any) -> HttpResult:
         result = super().request(method, path, **kw)
         # The API is specified without the Functions route prefix.
         bare = path[len("/api") :] if path.startswith("/api/") else path
