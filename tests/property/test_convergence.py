@@ -175,7 +175,7 @@ def check(world: World) -> None:
 skews = st.fixed_dictionaries({name: st.integers(-2000, 2000) for name in CLOUDS})
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(skew=skews, data=st.data())
 def test_any_delivery_schedule_converges_in_memory(skew: dict[str, int], data: st.DataObject) -> None:
     world = build({name: InMemoryMessageStore() for name in CLOUDS}, skew)
@@ -195,7 +195,7 @@ def sqlite_stores() -> Iterator[dict[str, MessageStore]]:
                 store.close()
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(skew=skews, data=st.data())
 def test_the_same_property_holds_on_sqlite_stores(skew: dict[str, int], data: st.DataObject) -> None:
     """The merge lives in each store's native conditional write: check a real one agrees."""
