@@ -140,6 +140,10 @@ def _peers(text: str, env: Mapping[str, str], default_secret: str, origin: str) 
                 raise ValueError(f"peer name {name!r} must be another replica's origin id")
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"peer {name}: url must be http(s)")
+            if "?" in url or "#" in url:  # routes are appended to it: /replication/batch
+                raise ValueError(f"peer {name}: url must be a base URL without query or fragment")
+            if any(p.name == name for p in peers):
+                raise ValueError(f"peer {name!r} is listed twice")
             if not secret:
                 raise ValueError(f"peer {name}: no secret (set {secret_env or 'OVERCAST_REPLICATION_SECRET'})")
             peers.append(Peer(name, url, secret))
