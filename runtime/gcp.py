@@ -228,6 +228,19 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OVERCAST_FIRESTORE_PROJECT", args.project)
     os.environ.setdefault("OVERCAST_PROVIDER", "gcp")
 
+    # Signals first: a stop that arrives while the listener is still starting must not kill the
+    # process with the default action (the drills stop runtimes as soon as they are up).
+    stopping = threading.Event()
+    server: Any = None
+
+    def stop(*_: Any) -> None:
+        stopping.set()
+        if server is not None:
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
     import functions_framework
     from werkzeug.serving import make_server
 
@@ -241,33 +254,26 @@ def main(argv: list[str] | None = None) -> int:
     def send(headers: dict[str, str], body: bytes) -> int:
         return int(event_client.post("/", headers=headers, data=body).status_code)
 
-    server = make_server(args.host, args.port, http_app, threaded=True)
     dispatcher = EventDispatcher(send, max_attempts=args.max_attempts).start()
     trigger = None
-    if not args.no_events:
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import firestore
-
-        client = firestore.Client(project=args.project, credentials=AnonymousCredentials())
-        trigger = FirestoreTrigger(client, args.project, dispatcher).start()
-
-    stopping = threading.Event()
-
-    def stop(*_: Any) -> None:
-        if not stopping.is_set():
-            stopping.set()
-            threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    print(f"ready http://{args.host}:{server.server_port}", flush=True)
     try:
-        server.serve_forever()
+        if not args.no_events:
+            from google.auth.credentials import AnonymousCredentials
+            from google.cloud import firestore
+
+            client = firestore.Client(project=args.project, credentials=AnonymousCredentials())
+            trigger = FirestoreTrigger(client, args.project, dispatcher).start()
+        # Bind last: once the port answers, the listener is attached and events flow.
+        server = make_server(args.host, args.port, http_app, threaded=True)
+        if not stopping.is_set():
+            print(f"ready http://{args.host}:{server.server_port}", flush=True)
+            server.serve_forever()
     finally:
         if trigger is not None:
             trigger.stop()
         dispatcher.stop()
-        server.server_close()
+        if server is not None:
+            server.server_close()
         handlers.gcp.reset()
         logger.info(
             "stopped (%d events delivered, %d dropped, %d pending)",
