@@ -131,7 +131,7 @@ def _peers(text: str, env: Mapping[str, str], default_secret: str, origin: str) 
         entries = json.loads(text or "[]")
         if not isinstance(entries, list):
             raise ValueError("expected a JSON list")
-        peers = []
+        peers: list[Peer] = []
         for entry in entries:
             name, url = str(entry["name"]), str(entry["url"]).rstrip("/")
             secret_env = entry.get("secret_env")
