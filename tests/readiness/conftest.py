@@ -1,0 +1,32 @@
+"""The readiness check as a test target:
+
+    pytest tests/readiness --provider openwhisk      # or: make ready PROVIDER=openwhisk
+
+``--provider`` may repeat; without it (the whole suite) the providers built with the scaffold are
+checked. The option is registered here, so pass it with this folder on the command line.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+#: Providers added with tools.provider: their readiness report must be all green in CI.
+SCAFFOLDED_PROVIDERS = ["openwhisk"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--provider",
+        action="append",
+        default=[],
+        help="provider whose readiness to check (python -m tools.provider check NAME); may repeat",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "provider" in metafunc.fixturenames:
+        try:
+            chosen = metafunc.config.getoption("--provider")
+        except ValueError:  # the option is only registered when this folder is named on the command line
+            chosen = []
+        metafunc.parametrize("provider", chosen or SCAFFOLDED_PROVIDERS)
