@@ -151,3 +151,19 @@ def test_item_codec_round_trips(deleted: bool) -> None:
     item = message_to_item(message)
     assert all(value != {"S": ""} for value in item.values()), "empty strings are left out"
     assert item_to_message(item) == message
+
+
+@pytest.mark.parametrize("name", ["dynamodb_stream_recorded_moto", "dynamodb_stream_recorded_dynamodb_local"])
+def test_stream_batches_recorded_from_servers_parse(name: str) -> None:
+    """Recorded by runtime.aws's poller from each server's Streams API (create, tombstone, a hard
+    delete made by hand), in the shape Lambda delivers."""
+    event = load_event("aws", name)
+    assert type(infer(event)) is DynamoDBStreamEvent
+    records = list(DynamoDBStreamEvent(event).records)
+    assert [r.event_name for r in records] == ["INSERT", "MODIFY", "REMOVE"]
+    created, tombstone = records[0].new_message(), records[1].new_message()
+    assert (created.text, created.deleted, tombstone.deleted) == ("Hello London", False, True)
+    assert tombstone.id == created.id and tombstone.version > created.version
+    assert item_to_message(records[1].old_image or {}) == created
+    assert records[2].new_image is None and records[2].keys["sk"] == {"S": created.id}
+    assert len({r.sequence_number for r in records}) == 3
