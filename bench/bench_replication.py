@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import statistics
 import threading
 import time
@@ -153,3 +154,5 @@ def run(report: Section) -> None:
             if result["errors"]:
                 report.figure(f"{name} write errors", int(result["errors"]), "")
         report.figure("reader poll interval (resolution)", POLL_S * 1000, "ms")
+        # Context for the figures: everything (two runtimes, two emulators, the load) shares the CPUs.
+        report.figure(f"load average (1 min) on {os.cpu_count()} CPUs", round(os.getloadavg()[0], 2), "")
