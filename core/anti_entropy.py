@@ -37,7 +37,7 @@ from core.errors import OvercastError, ValidationError
 from core.logs import get_logger, log
 from core.model import Message, Version, validate_channel, validate_message_id
 from core.ports import MessageStore
-from core.replication import DIGEST_PATH, FETCH_PATH, Replicator, changes_page, iter_changes
+from core.replication import DIGEST_PATH, FETCH_PATH, Replicator, apply_batch, changes_page, iter_changes
 from core.service import MessageService
 from core.settings import Peer
 
@@ -228,7 +228,7 @@ def _repair_peer(
                 break
             chunk = to_pull[start : start + FETCH_KEYS_MAX]
             answer = replicator.call(peer, FETCH_PATH, {"keys": [list(k) for k in chunk]})
-            applied = service.apply_replicated(parse_fetch_answer(answer))
+            applied = apply_batch(service, parse_fetch_answer(answer))
             result.pulled += applied.applied
             result.pull_ignored += applied.ignored
 
