@@ -1,0 +1,119 @@
+"""Offline `sls package` output, shared by every packaging test.
+
+`packaged` is a session-wide, lazy mapping from provider (any serverless.<provider>.yml) to its
+output: `packaged["aws"]` runs `sls package --config serverless.aws.yml` the first time any test
+asks for it (through tools.packaging, in a private copy of the repo) and hands every later test
+the same result. A provider's own assertions go in their own file in this folder, e.g.
+
+    def test_stream_function(packaged):
+        template = packaged["aws"].json("cloudformation-template-update-stack.json")
+        ...
+
+Every test collected from this folder is marked `packaging` (`-m "not packaging"` leaves them
+out). If the npm toolchain is missing they fail, never skip: run `npm ci`.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tools.packaging import REPO_ROOT, PackagingError, artifact_path, package, providers
+
+HERE = Path(__file__).resolve().parent
+NPM_HINT = f"the npm toolchain is not installed (no {REPO_ROOT / 'node_modules'}): run `npm ci` in {REPO_ROOT}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.packaging)
+
+
+@dataclass
+class Packaged:
+    """One provider's packaging output: out_dir holds what `.serverless/` held."""
+
+    provider: str
+    out_dir: Path
+    seconds: float
+    zip_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.zip_path = artifact_path(self.out_dir)
+
+    def file(self, name: str) -> Path:
+        """A file beside the zip (e.g. a CloudFormation or Deployment Manager template)."""
+        return self.out_dir / name
+
+    def json(self, name: str) -> Any:
+        return json.loads(self.file(name).read_text())
+
+    @property
+    def names(self) -> list[str]:
+        """Every entry in the deployment zip."""
+        with zipfile.ZipFile(self.zip_path) as zf:
+            return zf.namelist()
+
+    def read(self, name: str) -> bytes:
+        """One entry of the deployment zip."""
+        with zipfile.ZipFile(self.zip_path) as zf:
+            return zf.read(name)
+
+    def read_json(self, name: str) -> Any:
+        return json.loads(self.read(name))
+
+
+class LazyPackages(Mapping[str, Packaged]):
+    """Packages each provider on first access, once per session; a failure is kept and re-raised
+    (with sls's whole output) for every test that asks for that provider."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self._factory = factory
+        self._done: dict[str, Packaged | PackagingError] = {}
+
+    def __getitem__(self, provider: str) -> Packaged:
+        if provider not in providers():
+            raise KeyError(f"{provider!r}: no serverless.{provider}.yml in {REPO_ROOT}")
+        if provider not in self._done:
+            require_node_modules()
+            out_dir = self._factory.mktemp(f"sls-package-{provider}")
+            try:
+                package(provider, out_dir)
+                seconds = json.loads((out_dir / ".overcast-package.json").read_text())["seconds"]
+                self._done[provider] = Packaged(provider, out_dir, seconds)
+            except PackagingError as exc:
+                self._done[provider] = exc
+        result = self._done[provider]
+        if isinstance(result, PackagingError):
+            pytest.fail(f"sls package failed for {provider}:\n{result}", pytrace=False)
+        return result
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(providers())
+
+    def __len__(self) -> int:
+        return len(providers())
+
+
+def require_node_modules() -> None:
+    """Fail (not skip) the calling test when `npm ci` has not been run."""
+    if not (REPO_ROOT / "node_modules" / ".bin" / "sls").exists():
+        pytest.fail(NPM_HINT, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> LazyPackages:
+    return LazyPackages(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    require_node_modules()
+    return REPO_ROOT / "node_modules"
