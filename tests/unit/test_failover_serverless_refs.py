@@ -16,6 +16,9 @@ from failover.route53_setup import health_check_config, record_sets
 
 REPO = Path(__file__).resolve().parents[2]
 REF = re.compile(r"\$\{file\(\./failover\.yml\):([A-Za-z0-9_.]+)\}")
+# serverless.aws.yml loads the whole file as custom.failover and refers to its keys, some with a
+# default (`${self:custom.failover.healthCheck.inverted, false}`).
+CUSTOM = re.compile(r"^\s*(\w+):\s*\$\{file\(\./failover\.yml\)\}\s*$", re.M)
 
 
 def lookup(data: Any, dotted: str) -> Any:
@@ -29,8 +32,12 @@ def lookup(data: Any, dotted: str) -> Any:
 def references() -> list[tuple[str, str]]:
     found = []
     for path in sorted(REPO.glob("serverless.*.yml")):
-        found += [(path.name, key) for key in REF.findall(path.read_text())]
-    return found
+        text = path.read_text()
+        found += [(path.name, key) for key in REF.findall(text)]
+        for name in CUSTOM.findall(text):
+            pattern = re.compile(r"\$\{self:custom\." + name + r"\.([A-Za-z0-9_.]+)\s*(,[^}]*)?\}")
+            found += [(path.name, key + ("?" if default else "")) for key, default in pattern.findall(text)]
+    return sorted(set(found))
 
 
 @pytest.mark.parametrize(("source", "key"), references() or [("(none yet)", "")])
@@ -41,7 +48,13 @@ def test_every_reference_names_an_existing_key(source: str, key: str) -> None:
         with pytest.raises(KeyError):
             lookup(raw, "healthCheck.missing")
         return
-    value = lookup(raw, key)
+    if key.endswith("?"):  # has a default in the serverless file: may be absent, must not be malformed
+        try:
+            value = lookup(raw, key[:-1])
+        except KeyError:
+            return
+    else:
+        value = lookup(raw, key)
     assert value is not None and value != "", f"{source}: failover.yml key {key} is empty"
 
 
