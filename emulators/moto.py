@@ -94,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with MotoServer(args.host, args.port or None) as server:
         print(f"ready {server.url}", flush=True)
-        stop.wait()
+        while not stop.wait(1.0):
+            if server.process.process is None or server.process.process.poll() is not None:
+                print(f"{server.name} exited:\n{server.process.log_tail()}", file=sys.stderr)
+                return 1
     return 0
 
 
