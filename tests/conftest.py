@@ -7,4 +7,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.cosmos",
     "tests.fixtures.dynamodb",
     "tests.fixtures.failover",
+    "tests.fixtures.pouchdb",
 ]

@@ -158,13 +158,29 @@ def _provider_files(name: str, root: Path) -> list[Path]:
 def _check_files(name: str, root: Path) -> Check:
     # A fixture module may be named after its emulator (tests/fixtures/pouchdb.py), so it is not
     # required under the provider's name: the conformance run proves a fixture is registered.
-    required = [rel for rel in planned_files(name) if not rel.startswith("tests/fixtures/")]
+    # The same holds for the conformance module, named after the store (test_cloudant_store.py),
+    # as long as one in tests/contract/ runs the provider's store.
+    required = [rel for rel in planned_files(name) if not rel.startswith(("tests/fixtures/", "tests/contract/"))]
     missing = [
         f"{rel} does not exist (run `python -m tools.provider new {name}`)"
         for rel in required
         if not (root / rel).is_file()
     ]
+    if not contract_modules(name, root):
+        missing.append(
+            f"no conformance module in tests/contract/ uses adapters.{name} (tests/contract/test_{name}_store.py)"
+        )
     return Check("files", "every place a provider touches exists", not missing, missing)
+
+
+def contract_modules(name: str, root: Path) -> list[Path]:
+    """The conformance modules that run the provider's store (they import from adapters.<name>)."""
+    found = []
+    for path in sorted((root / "tests" / "contract").glob("test_*.py")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if f"adapters.{name}." in text and "MessageStoreConformance" in text:
+            found.append(path)
+    return found
 
 
 def _check_todos(name: str, root: Path) -> Check:
@@ -251,12 +267,21 @@ def _check_events(name: str, root: Path, probe: dict[str, object]) -> Check:
 
 def _check_conformance(name: str, root: Path, timeout_s: float) -> Check:
     title = "conformance suite passes"
-    test_file = root / "tests" / "contract" / f"test_{name}_store.py"
-    if not test_file.is_file():
-        return Check("conformance", title, False, [f"{test_file.relative_to(root)} does not exist"])
+    modules = contract_modules(name, root)
+    if not modules:
+        return Check("conformance", title, False, [f"no conformance module in tests/contract/ uses adapters.{name}"])
+    title += f" ({', '.join(p.name for p in modules)})"
     with tempfile.TemporaryDirectory(prefix="readiness-") as tmp:
         junit = Path(tmp) / "junit.xml"
-        argv = [sys.executable, "-m", "pytest", str(test_file.relative_to(root)), "-q", "-p", "no:cacheprovider"]
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest",
+            *(str(p.relative_to(root)) for p in modules),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ]
         argv += [f"--junitxml={junit}", "-o", "junit_family=xunit2", "--timeout=120"]
         try:
             proc = subprocess.run(
@@ -280,7 +305,7 @@ def _check_conformance(name: str, root: Path, timeout_s: float) -> Check:
             missing.append("hint: register the store's fixture module in tests/conftest.py pytest_plugins")
     if not cases:
         missing.append("no conformance cases collected")
-    return Check("conformance", f"{title} ({len(passed)}/{len(cases)} cases pass)", not missing, missing)
+    return Check("conformance", f"{title}: {len(passed)}/{len(cases)} cases pass", not missing, missing)
 
 
 def _junit_cases(junit: Path) -> list[tuple[str, str, str]]:

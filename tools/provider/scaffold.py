@@ -92,7 +92,7 @@ def planned_files(name: str) -> dict[str, str]:
         f"handlers/{name}.py": HANDLER,
         f"serverless.{name}.yml": SERVERLESS,
         f"tests/events/{name}/README.md": EVENTS_README,
-        f"tests/contract/test_{name}_store.py": CONTRACT,
+        f"tests/contract/test_{name}_store.py": CONTRACT,  # may be renamed after the store
         f"tests/fixtures/{name}.py": FIXTURE,
         f"docs/{name}.md": DOC,
     }
