@@ -298,7 +298,7 @@ class Drill:
         self._wait_for(self.plane_healthy, t.bound_s * 2 + 30, "health check never recovered")
         self.event("primary healthy", "DNS answers PRIMARY again")
         self._sleep(settle)
-        self._sleep(max(2.0, 3 * t.interval_s))  # tail: steady load back on the primary
+        self._sleep(max(2.0, t.interval_s))  # tail: steady load back on the primary
         self.load.stop(drain_s=drill.client_timeout * (drill.write_attempts + 2) + 5)
         t_load_end = self.event("load stopped", f"{len(self.load.attempts)} requests recorded").t
 

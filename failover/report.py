@@ -13,7 +13,9 @@ Definitions (all times relative to the moment named):
 - replication catch-up: primary restored → every write acknowledged before the restore is on
   both clouds (the secondary's outage writes reached the primary, and the primary's unsent ones
   the secondary).
-- stores converged: load stopped → both clouds list identical content (id, version, author, text).
+- stores converged: load stopped → both clouds list identical content (id, version, author, text);
+  the time includes listing both clouds, and the first comparison's count of differing messages
+  is shown beside it.
 - acknowledged writes lost: a 201 was received but the message is missing on some cloud (must
   be 0). Duplicated: one Idempotency-Key produced more than one message on a cloud (must be 0).
 
@@ -183,6 +185,12 @@ def render(result: dict[str, Any]) -> str:
             "",
         ),
         ("failed operations after retries (reads + writes)", str(m["failed_operations"]), "", ""),
+        (
+            "failed requests outside the outage (before/after)",
+            str(m["failed_requests_total"] - m["failed_requests"]),
+            "",
+            "",
+        ),
         ("writes never acknowledged (client gave up)", str(m["writes_unacknowledged"]), "", ""),
         ("stale reads (404 before replication)", str(m["stale_reads"]), "", ""),
         ("p99 latency fault → failback", _s(m["latency_p99_outage_s"]), "", ""),
@@ -191,8 +199,8 @@ def render(result: dict[str, Any]) -> str:
         ("replication catch-up after the restore", _s(m["catch_up_s"]), "", ""),
         (
             "stores converged after the load stopped",
-            _s(m["convergence_s"]) if m["differences_at_load_end"] else "at once",
-            "",
+            _s(m["convergence_s"]),
+            f"{m['differences_at_load_end']} differed" if m["differences_at_load_end"] is not None else "",
             ok(c["stores_identical"]),
         ),
         ("acknowledged writes lost", f"{m['lost']} of {m['writes_acked']}", "must be 0", ok(c["zero_lost"])),
