@@ -246,6 +246,8 @@ def test_azure_python311_is_rejected_without_the_runtime_plugin(tmp_path: Path) 
     root.mkdir()
     (root / "node_modules").symlink_to(REPO_ROOT / "node_modules", target_is_directory=True)
     shutil.copytree(REPO_ROOT / "requirements", root / "requirements")
+    # Other local plugins stay loadable (azure-function-extras); only the runtime one is dropped.
+    shutil.copytree(REPO_ROOT / ".serverless_plugins", root / ".serverless_plugins")
     cfg = config("azure")
     cfg["plugins"] = [p for p in cfg["plugins"] if p != "azure-python-runtimes"]
     (root / "serverless.azure.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))

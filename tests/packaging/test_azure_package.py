@@ -1,0 +1,187 @@
+"""`sls package --config serverless.azure.yml` offline: what the deployment zip holds, each
+function.json (bindings, route, change-feed trigger with its lease container, retry policy), and
+the app settings (secrets only as Key Vault references)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import subprocess
+import typing
+from typing import Any
+
+import pytest
+import yaml
+
+import handlers.azure as entrypoints
+from tools.packaging import REPO_ROOT
+
+FUNCTIONS = {"http": "httpTrigger", "replicate": "cosmosDBTrigger", "anti_entropy": "timerTrigger"}
+KEY_VAULT_REFERENCE = re.compile(
+    r"^@Microsoft\.KeyVault\(SecretUri=https://[a-z0-9-]+\.vault\.azure\.net/secrets/[a-z0-9-]+/\)$"
+)
+SECRET_SETTINGS = ("COSMOS_ENDPOINT", "COSMOS_KEY", "COSMOS_CONNECTION", "OVERCAST_SECRET_AWS")
+DURATION = re.compile(r"^(\d+\.)?(\d{2}):(\d{2}):(\d{2})$")
+
+
+@pytest.fixture(scope="module")
+def azure(packaged: Any) -> Any:
+    return packaged["azure"]
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    """The service configuration with variables resolved, as osls sees it (`sls print`, offline)."""
+    sls = REPO_ROOT / "node_modules" / ".bin" / "sls"
+    if not sls.exists():
+        pytest.fail(f"the npm toolchain is not installed: run `npm ci` in {REPO_ROOT}", pytrace=False)
+    proc = subprocess.run(
+        [str(sls), "print", "--config", "serverless.azure.yml", "--format", "json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    printed: dict[str, Any] = json.loads(proc.stdout[proc.stdout.index("{") :])
+    return printed
+
+
+def function_json(azure: Any, name: str) -> dict[str, Any]:
+    document: dict[str, Any] = azure.read_json(f"{name}/function.json")
+    return document
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_each_function_points_at_a_real_entrypoint_with_matching_parameter_names(azure: Any, name: str) -> None:
+    document = function_json(azure, name)
+    assert document["scriptFile"] == "../handlers/azure.py"  # relative to the function's folder
+    assert "handlers/azure.py" in azure.names
+    assert document["entryPoint"] == name and document["disabled"] is False
+    trigger = document["bindings"][0]
+    assert trigger["type"] == FUNCTIONS[name] and trigger["direction"] == "in"
+    # The Python worker passes each input binding by name, and `context` by name.
+    parameters = list(inspect.signature(getattr(entrypoints, name)).parameters)
+    assert parameters == [trigger["name"], "context"]
+    assert_worker_loads(getattr(entrypoints, name), document["bindings"])
+
+
+def assert_worker_loads(function: Any, bindings: list[dict[str, Any]]) -> None:
+    """The checks the Python worker makes when it loads a v1-model function (its Registry
+    .add_function): annotations resolve; ``context``, if annotated, is exactly a class named
+    Context; each binding's parameter annotation is accepted by that binding's converter; the
+    ``$return`` annotation by the output binding's converter."""
+    from azure.functions import meta
+
+    hints = typing.get_type_hints(function)
+    context = hints.get("context")
+    assert context is None or (isinstance(context, type) and context.__name__ == "Context"), context
+    for binding in bindings:
+        converter = meta._ConverterMeta.get(binding["type"])
+        assert converter is not None, f"no converter for {binding['type']}"
+        if binding["name"] == "$return":
+            assert converter.check_output_type_annotation(hints["return"]), hints["return"]
+        else:
+            annotation = hints[binding["name"]]
+            assert isinstance(annotation, type) and converter.check_input_type_annotation(annotation), annotation
+
+
+def test_http_function_catches_every_path_anonymously(azure: Any) -> None:
+    trigger, output = function_json(azure, "http")["bindings"]
+    assert trigger["route"] == "{*path}" and trigger["authLevel"] == "anonymous"
+    assert {"GET", "POST", "DELETE"} <= {m.upper() for m in trigger["methods"]}
+    assert output == {"type": "http", "direction": "out", "name": "$return"}
+
+
+def test_change_feed_trigger_has_its_lease_container_and_a_bounded_retry_policy(
+    azure: Any, config: dict[str, Any]
+) -> None:
+    document = function_json(azure, "replicate")
+    (trigger,) = document["bindings"]
+    environment = config["provider"]["environment"]
+    assert trigger["databaseName"] == environment["COSMOS_DATABASE"]
+    assert trigger["containerName"] == environment["COSMOS_CONTAINER"]
+    assert trigger["leaseContainerName"] == "leases" and trigger["createLeaseContainerIfNotExists"] is True
+    assert trigger["connection"] == "COSMOS_CONNECTION" and "COSMOS_CONNECTION" in environment
+    # Extension v4 names only: the v3 names the plugin's own table knows must not leak through.
+    assert not {"collectionName", "leaseCollectionName", "connectionStringSetting"} & set(trigger)
+    assert trigger["maxItemsPerInvocation"] <= 100  # one replication batch per invocation
+    retry = document["retry"]
+    assert retry["strategy"] == "exponentialBackoff"
+    assert 1 <= retry["maxRetryCount"] <= 20  # bounded: anti-entropy takes over after the last one
+    low, high = _seconds(retry["minimumInterval"]), _seconds(retry["maximumInterval"])
+    assert 0 < low <= high
+    horizon = sum(min(low * 2**i, high) for i in range(retry["maxRetryCount"]))
+    window = int(environment["OVERCAST_ANTI_ENTROPY_WINDOW_S"])
+    assert horizon + 300 < window, "anti-entropy must look further back than the retries reach"
+
+
+def test_anti_entropy_runs_on_a_schedule(azure: Any) -> None:
+    (trigger,) = function_json(azure, "anti_entropy")["bindings"]
+    fields = trigger["schedule"].split()
+    assert len(fields) == 6 and fields[1].startswith("*/")  # NCRONTAB with seconds: every N minutes
+
+
+def test_host_json_runs_extension_bundle_4_and_serves_the_api_at_the_same_paths_as_aws(
+    azure: Any, config: dict[str, Any]
+) -> None:
+    host = azure.read_json("host.json")
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"]["id"] == "Microsoft.Azure.Functions.ExtensionBundle"
+    assert host["extensionBundle"]["version"].startswith("[4.")  # the Cosmos DB extension v4 names
+    prefix = host["extensions"]["http"]["routePrefix"]
+    assert prefix == config["provider"]["environment"]["OVERCAST_AZURE_ROUTE_PREFIX"] == ""
+
+
+def test_package_holds_the_azure_code_and_sdks_and_nothing_of_other_clouds(azure: Any) -> None:
+    names = azure.names
+    for needed in ("core/app.py", "adapters/azure/cosmos_store.py", "adapters/http_peer.py", "handlers/azure.py"):
+        assert needed in names
+    assert any(n.startswith("azure/cosmos/") for n in names) and any(n.startswith("azure/functions/") for n in names)
+    forbidden = ("boto3/", "botocore/", "google/", "handlers/aws.py", "handlers/gcp.py", "adapters/aws/", "tests/")
+    leaked = [n for n in names if n.startswith(forbidden) or "node_modules/" in n or "__pycache__" in n]
+    assert not leaked, leaked[:10]
+
+
+def test_python_runtime_is_one_azure_still_runs(config: dict[str, Any]) -> None:
+    assert config["provider"]["runtime"] in {"python3.11", "python3.12"}
+    assert config["provider"]["os"] == "linux" and config["provider"]["functionApp"]["extensionVersion"] == "~4"
+    widened = subprocess.run(
+        [
+            "node",
+            "-e",
+            "const P = require('./.serverless_plugins/azure-python-runtimes');"
+            "new P({serviceDir: process.cwd()});"
+            "const r = require(require.resolve('serverless-azure-functions/lib/config/runtime', {paths: [process.cwd()]}));"
+            "console.log(JSON.stringify({ok: r.supportedRuntimeSet.has(process.argv[1]), fx: r.dockerImages[process.argv[1]]}));",
+            config["provider"]["runtime"],
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    version = config["provider"]["runtime"].removeprefix("python")
+    assert json.loads(widened.stdout) == {"ok": True, "fx": f"PYTHON|{version}"}  # the deploy's linuxFxVersion
+
+
+def test_secrets_are_key_vault_references_never_literals(config: dict[str, Any]) -> None:
+    environment = config["provider"]["environment"]
+    for name in SECRET_SETTINGS:
+        assert KEY_VAULT_REFERENCE.match(environment[name]), f"{name} must be a Key Vault reference"
+    assert config["provider"]["keyVault"]["name"] in environment["COSMOS_KEY"]  # the vault the app may read
+    peers = json.loads(environment["OVERCAST_PEERS"])
+    assert all(peer["secret_env"] in environment and "secret" not in peer for peer in peers)
+    raw = yaml.safe_load((REPO_ROOT / "serverless.azure.yml").read_text())
+    for name, value in raw["provider"]["environment"].items():
+        text = str(value)
+        assert "AccountKey=" not in text and not re.search(r"[A-Za-z0-9+/]{40,}={0,2}", text), name
+
+
+def _seconds(duration: str) -> int:
+    match = DURATION.match(duration)
+    assert match, duration
+    days = int(match[1][:-1]) if match[1] else 0
+    return days * 86400 + int(match[2]) * 3600 + int(match[3]) * 60 + int(match[4])
