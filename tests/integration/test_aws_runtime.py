@@ -10,11 +10,10 @@ from collections.abc import Iterator
 import pytest
 
 from emulators.base import ServerProcess, free_port
-from emulators.moto import EMULATOR_ENV, MotoServer
-from tests.fixtures.dynamodb import PeerReceiver
+from emulators.moto import EMULATOR_ENV
+from tests.fixtures.dynamodb import SERVERS, DynamoDBServer, PeerReceiver
 from tests.http_client import HttpClient
 
-pytestmark = pytest.mark.emulator("moto")
 HOST = "127.0.0.2"
 _tables = itertools.count()
 
@@ -36,12 +35,15 @@ def peer_receiver(peer: PeerReceiver) -> PeerReceiver:
     return peer
 
 
-@pytest.fixture(scope="module")
-def runtime(moto_server: MotoServer, peer: PeerReceiver) -> Iterator[ServerProcess]:
+@pytest.fixture(scope="module", params=SERVERS)
+def runtime(request: pytest.FixtureRequest, peer: PeerReceiver) -> Iterator[ServerProcess]:
+    """One runtime process per server: its Streams poller runs against moto's Streams API and
+    against DynamoDB Local's."""
+    server: DynamoDBServer = request.getfixturevalue("moto_server" if request.param == "moto" else "dynamodb_local")
     port = free_port(HOST)
     table = f"runtime-{next(_tables)}"
     argv = [sys.executable, "-m", "runtime.aws", "--host", HOST, "--port", str(port)]
-    argv += ["--dynamodb-endpoint", moto_server.url, "--table", table, "--create-table"]
+    argv += ["--dynamodb-endpoint", server.url, "--table", table, "--create-table"]
     env = {
         **EMULATOR_ENV,
         "OVERCAST_PEERS": json.dumps([{"name": "azure", "url": peer.url}]),
