@@ -74,6 +74,42 @@ def run(report: Section) -> None:
         report.figure("read ratio adapter / SDK", round(adapter_r / sdk_r, 3), "x", "<= 1.10")
         report.figure("read ratio core + adapter / SDK", round(core_r / sdk_r, 3), "x", "<= 1.10")
         overcast.store.close()
+    _keep_alive_figures(report)
+
+
+def _keep_alive_figures(report: Section) -> None:
+    """What the launcher's keep-alive buys: a point read on the package's own CLI (which answers
+    `connection: close`, so every call opens a new TCP + TLS connection) vs on the launcher."""
+    import shutil
+
+    from adapters.azure.cosmos_store import ensure_container
+    from emulators.base import ServerProcess, free_port
+    from emulators.cosmos import CosmosEmulator, emulator_client, find_package
+
+    package, node = find_package(), shutil.which("node")
+    if package is None or node is None:
+        return
+    timings = {}
+    port = free_port()
+    cli = [node, str(package / "lib" / "cli.js"), "--host", "127.0.0.1", "-p", str(port)]
+    with ServerProcess("cosmosdb-server-cli", cli, port=port):
+        timings["close"] = _read_p50(ensure_container(emulator_client(f"https://127.0.0.1:{port}"), "b", "c"))
+    with _emulator(CosmosEmulator) as emulator:
+        timings["keep-alive"] = _read_p50(ensure_container(emulator.client(), "b", "c"))
+    report.figure("emulator read_item p50, package CLI (connection: close)", timings["close"] * 1000, "ms")
+    report.figure("emulator read_item p50, keep-alive launcher", timings["keep-alive"] * 1000, "ms")
+
+
+def _read_p50(container: Any, rounds: int = 60) -> float:
+    container.upsert_item({"id": "k", "channel": "london"})
+    for _ in range(5):
+        container.read_item("k", partition_key="london")
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        container.read_item("k", partition_key="london")
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def _cached_env() -> dict[str, str]:
