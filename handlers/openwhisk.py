@@ -1,95 +1,190 @@
-"""Composition root of the openwhisk provider.
+"""Composition root of the OpenWhisk provider (Apache OpenWhisk / IBM Cloud Functions, Python actions).
 
-    http(event)          HTTP function: platform event -> core app -> platform response (never raises)
-    changes(event)       change feed / stream trigger -> forward locally-originated changes to peers;
-                         reports failure when a push failed, so the platform retries
-    anti_entropy(event)  scheduled trigger -> one anti-entropy pass against every peer
+    http(params)          web action (raw HTTP): __ow_* parameters → core app → {statusCode, headers, body}
+    changes(params)       Cloudant changes (the trigger's one-change event, or a _changes batch with docs)
+                          → forward locally-originated changes to every peer; returns {"error": ...}
+                          when a push failed, so the activation fails and the delivery is retried
+    anti_entropy(params)  alarm trigger → one anti-entropy pass against every peer
 
-The SDK client, the store and the app are built once per process on the first invocation (never
-at import) and reused while the instance stays warm.
+serverless-openwhisk packages ``handler: handlers/openwhisk.http`` as a zip whose ``__main__.py``
+is this file and whose ``main`` is the function name; ``core`` and ``adapters`` import from the
+zip root.
 
-Environment (besides core's OVERCAST_* settings, see ``python -m core.settings``; docs/openwhisk.md):
+Configuration arrives as parameters: OpenWhisk hands an action its bound package/action
+parameters in every invocation's ``params`` (not as environment variables). Parameters named
+``OVERCAST_*`` or ``CLOUDANT_*`` are read as settings, over the process environment (local runs
+use the environment). The web action runs in raw-http mode with ``final: true``, so a request can
+neither add nor override a parameter. The client, the store and the app are built once per
+container, on the first invocation (never at import), and reused while it stays warm.
 
-    TODO(scaffold): the provider's own variables (endpoint, database, credentials by reference)
+Settings (besides core's OVERCAST_* settings, see ``python -m core.settings``; docs/openwhisk.md):
+
+    CLOUDANT_URL       instance URL, https://<account>.cloudantnosqldb.appdomain.example  (required)
+    CLOUDANT_APIKEY    IAM API key (a bound parameter), or CLOUDANT_USERNAME + CLOUDANT_PASSWORD
+    CLOUDANT_DB        database name (default "overcast")
+    CLOUDANT_TIMEOUT_S read timeout of one request (default 5)
+    OVERCAST_ANTI_ENTROPY_WINDOW_S  how far back a scheduled pass compares (default 900)
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from adapters.http_peer import UrllibPeerTransport
-from adapters.openwhisk.events import to_messages, to_request, to_response
-from adapters.openwhisk.store import OpenwhiskMessageStore
+from adapters.openwhisk.events import ChangeBatch, to_request, to_response
+from adapters.openwhisk.store import CloudantMessageStore, cloudant_client
 from core.bootstrap import Overcast, bootstrap
-from core.errors import OvercastError, Unavailable
+from core.errors import ConfigurationError, OvercastError, ValidationError
 from core.http import Response
 from core.logs import get_logger, log
+from core.model import Message
 from core.settings import Settings
 
 logger = get_logger("openwhisk")
 _overcast: Overcast | None = None
 _lock = threading.Lock()
 
+DEFAULT_DATABASE = "overcast"
+_SETTING_PARAM = re.compile(r"^(OVERCAST|CLOUDANT)_[A-Z0-9_]+$")
 
-def make_client(env: Mapping[str, str]) -> Any:
-    raise NotImplementedError("TODO(scaffold): build the SDK client from env; ConfigurationError naming a bad variable")
+
+def settings_from(params: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment the app is built from: the process environment, then the invocation's
+    setting parameters (bound parameters win: they are the deployment's configuration)."""
+    env = dict(os.environ if environ is None else environ)
+    for key, value in (params or {}).items():
+        if _SETTING_PARAM.match(str(key)) and isinstance(value, (str, int, float)):
+            env[str(key)] = str(value)
+    return env
 
 
-def build(environ: Mapping[str, str] | None = None, client: Any = None) -> Overcast:
+def build(environ: Mapping[str, str] | None = None, *, client: Any = None) -> Overcast:
+    """Build the app: one CloudantV1 client, one store, one Overcast. ``client`` (prebuilt)
+    skips building one (tests, the local runtime)."""
     env = dict(os.environ if environ is None else environ)
     env.setdefault("OVERCAST_PROVIDER", "openwhisk")
     settings = Settings.from_env(env)
-    store = OpenwhiskMessageStore(client if client is not None else make_client(env))
+    if client is None:
+        url = env.get("CLOUDANT_URL", "").strip()
+        if not url:
+            raise ConfigurationError("CLOUDANT_URL is not set (bind it as a package parameter)")
+        client = cloudant_client(
+            url,
+            apikey=env.get("CLOUDANT_APIKEY", "").strip(),
+            username=env.get("CLOUDANT_USERNAME", "").strip(),
+            password=env.get("CLOUDANT_PASSWORD", ""),
+            read_timeout_s=_timeout_s(env.get("CLOUDANT_TIMEOUT_S", "5")),
+        )
+    store = CloudantMessageStore(client, env.get("CLOUDANT_DB") or DEFAULT_DATABASE)
     return bootstrap(settings, store, UrllibPeerTransport())
 
 
-def overcast() -> Overcast:
+def _timeout_s(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0.1 <= value <= 60:
+        raise ConfigurationError(f"CLOUDANT_TIMEOUT_S={text!r} must be a number of seconds from 0.1 to 60")
+    return value
+
+
+def overcast(params: Mapping[str, Any] | None = None) -> Overcast:
+    """The container-wide app, built on first use from the environment and the invocation's
+    setting parameters. A failed build raises and is retried on the next invocation."""
     global _overcast
     if _overcast is None:
         with _lock:
             if _overcast is None:
-                _overcast = build()
+                _overcast = build(settings_from(params))
     return _overcast
 
 
 def install(app: Overcast | None) -> None:
-    """Use a prebuilt app (a local runtime, tests), or forget it with None."""
+    """Use a prebuilt app (the local runtime, tests), or forget it with None."""
     global _overcast
     with _lock:
         _overcast = app
 
 
-def http(event: Mapping[str, Any]) -> Any:
+# -- entrypoints --------------------------------------------------------------------------------
+
+
+def http(params: dict[str, Any]) -> dict[str, Any]:
+    """Web action. Never raises: every failure is a JSON response."""
     try:
-        request = to_request(event)
+        request = to_request(params)
     except OvercastError as error:
         return to_response(Response.from_error(error))
     try:
-        app = overcast().app
+        app = overcast(params).app
     except OvercastError as error:  # misconfiguration: a 503 that says what to fix
         log(logger, logging.ERROR, "cannot build the app", code=error.code, error=error.message)
         return to_response(Response.from_error(error, request.request_id))
+    except Exception:
+        logger.exception("cannot build the app")
+        return to_response(Response.from_error(OvercastError("internal error; see logs"), request.request_id))
     return to_response(app.handle(request))
 
 
-def changes(event: Mapping[str, Any]) -> dict[str, Any]:
-    messages = to_messages(event)
-    if not messages:
-        return {"forwarded": 0}
-    result = overcast().replicator.forward(messages)
+def changes(params: dict[str, Any]) -> dict[str, Any]:
+    """Cloudant changes → peers. A failed push returns ``{"error": ...}``: the activation counts as
+    failed and the delivery is retried (the local runtime retries it; on the platform, wire the
+    trigger through a retrying feed). Re-delivery is harmless: peers apply last-writer-wins, and
+    records that came from a peer are not forwarded again."""
+    try:
+        batch = ChangeBatch.from_event(params)
+    except ValidationError as error:
+        log(logger, logging.ERROR, "unreadable change event dropped", error=error.message)
+        return {"forwarded": 0, "dropped": error.message}
+    try:
+        app = overcast(params)
+        messages: list[Message] = list(batch.messages)
+        for channel, message_id in batch.to_read:  # the trigger's event names the document only
+            current = app.store.get(channel, message_id)
+            if current is not None:
+                messages.append(current)
+        if not messages:
+            return {"forwarded": 0, "skipped": len(batch.skipped)}
+        result = app.replicator.forward(messages)
+    except OvercastError as error:  # the store or the configuration: fail so it is retried
+        log(logger, logging.WARNING, "change batch not handled", code=error.code, error=error.message)
+        return {"error": f"{error.code}: {error.message}"}
     if result.failed:
-        # TODO(scaffold): report the failure the way this platform retries (raise, an error result, ...)
-        raise Unavailable(f"{len(result.failed)} changes not delivered", retry_after=5, code="replication_failed")
-    return {"forwarded": result.sent}
+        log(
+            logger,
+            logging.WARNING,
+            "change batch not delivered",
+            failed=len(result.failed),
+            records=len(messages),
+            errors=result.errors[:5],
+        )
+        return {
+            "error": f"{len(result.failed)} of {len(messages)} changes not delivered: {'; '.join(result.errors[:3])}",
+            "failed": len(result.failed),
+        }
+    log(logger, logging.INFO, "change batch replicated", sent=result.sent, records=len(messages))
+    return {"forwarded": result.sent, "records": len(messages), "last_seq": batch.last_seq}
 
 
-def anti_entropy(event: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    from core import anti_entropy as anti_entropy_pass
+def anti_entropy(params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Scheduled repair pass (alarm trigger; the payload is ignored). Returns ``{"error": ...}``
+    when a peer could not be repaired, so the activation counts as failed."""
+    from core import anti_entropy as anti_entropy_pass  # only the scheduled action pays for it
 
-    report = anti_entropy_pass.run(overcast(), window_s=int(os.environ.get("OVERCAST_ANTI_ENTROPY_WINDOW_S", "900")))
-    report.raise_for_errors()
-    return report.to_dict()
+    env = settings_from(params)
+    try:
+        window_s = int(env.get("OVERCAST_ANTI_ENTROPY_WINDOW_S", "900"))
+        report = anti_entropy_pass.run(overcast(params), window_s=window_s, budget_s=240.0)
+    except (OvercastError, ValueError) as error:
+        return {"error": f"anti-entropy did not run: {error}"}
+    summary = report.to_dict()
+    log(logger, logging.INFO, "anti-entropy done", ok=summary["ok"], pushed=summary["pushed"], pulled=summary["pulled"])
+    if not summary["ok"]:
+        return {"error": "anti-entropy incomplete", "report": summary}
+    return summary

@@ -1,35 +1,165 @@
-"""Openwhisk event shapes <-> core.
+"""OpenWhisk / IBM Cloud Functions event shapes <-> core.
 
-    to_request(event)    the platform's HTTP event -> core Request
-    to_response(resp)    core Response -> what the platform expects back from an HTTP function
-    to_messages(event)   a change-feed / stream payload -> the changed Messages
+Web actions (deployed with ``web-export: true`` and ``raw-http: true``) are invoked with one
+dict of parameters: the bound (package/action) parameters plus the request as
 
-Record real payloads under tests/events/openwhisk/ (see its README.md): the readiness check
-(``python -m tools.provider check openwhisk``) runs every recorded event through these functions.
+    __ow_method   "get", "post", ... (lower-case)
+    __ow_path     the path after the action's URL, e.g. "/channels/london/messages"
+    __ow_headers  request headers, names lower-case
+    __ow_query    the raw query string (raw-http mode)
+    __ow_body     the body as a string: base64 for JSON and binary content, plain for text
+
+and answer ``{"statusCode", "headers", "body"}`` (a string: plain for text and JSON, base64 for
+anything else).
+
+Change deliveries come as the Cloudant ``_changes`` feed shape (``{"results": [{"id", "seq",
+"changes", "doc"}], "last_seq"}``, ``include_docs=true``), or as the Cloudant trigger's event,
+one change without the document (``{"dbname", "id", "seq", "changes"}``): those are returned as
+keys to read (``ChangeBatch.to_read``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import logging
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
+from core.errors import ValidationError
 from core.http import Request, Response
-from core.model import Message
+from core.logs import get_logger, log
+from core.model import Message, validate_channel, validate_message_id
+
+logger = get_logger("openwhisk")
+
+#: Bodies of these content types arrive as plain strings in raw-http mode; everything else
+#: (JSON included) arrives base64-encoded.
+_PLAIN_TYPES = ("text/", "application/x-www-form-urlencoded")
+_TEXT_RESPONSE_TYPES = ("text/", "application/json", "application/problem+json")
 
 
-def to_request(event: Mapping[str, Any]) -> Request:
-    raise NotImplementedError(
-        "TODO(scaffold): map the HTTP event: method, path (without any platform prefix), query (first value), "
-        "headers (lower-case names), body bytes (decode base64 if the platform encodes it), request id"
+def is_web_action(params: Mapping[str, Any]) -> bool:
+    return "__ow_method" in params
+
+
+def to_request(params: Mapping[str, Any]) -> Request:
+    """The web action's ``__ow_*`` parameters → a core Request. Raises ValidationError when the
+    invocation is not a web action call or its body is not decodable."""
+    method = str(params.get("__ow_method") or "").upper()
+    if not method:
+        raise ValidationError("not a web action invocation (no __ow_method)", code="invalid_event")
+    raw_headers = params.get("__ow_headers") or {}
+    headers = {str(k).lower(): str(v) for k, v in dict(raw_headers).items()}
+    path = str(params.get("__ow_path") or "/")
+    if not path.startswith("/"):
+        path = "/" + path
+    return Request(
+        method=method,
+        path=path,
+        query=_query(params.get("__ow_query")),
+        headers=headers,
+        body=_body(params.get("__ow_body"), headers.get("content-type", "")),
+        # The platform's activation id (set in the action's environment per invocation) joins our
+        # log lines to `ibmcloud fn activation get`; a client's own x-request-id wins.
+        request_id="" if headers.get("x-request-id") else os.environ.get("__OW_ACTIVATION_ID", ""),
     )
 
 
-def to_response(response: Response) -> Any:
-    raise NotImplementedError("TODO(scaffold): status, headers and body in the platform's response shape")
+def _query(raw: Any) -> dict[str, str]:
+    if isinstance(raw, Mapping):
+        return {str(k): str(v) for k, v in raw.items()}
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(str(raw or ""), keep_blank_values=True):
+        query.setdefault(key, value)  # the first value, like the other providers' mappings
+    return query
+
+
+def _body(raw: Any, content_type: str) -> bytes:
+    if raw is None or raw == "":
+        return b""
+    if isinstance(raw, (Mapping, list)):  # a non-raw web action merges JSON; keep it usable
+        return json.dumps(raw, ensure_ascii=False).encode("utf-8")
+    text = str(raw)
+    if content_type.lower().startswith(_PLAIN_TYPES):
+        return text.encode("utf-8")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        # Not base64 after all (a platform that passed the text through): take it as it is.
+        return text.encode("utf-8")
+
+
+def to_response(response: Response) -> dict[str, Any]:
+    """A core Response → the web action result. Text and JSON bodies stay strings; any other
+    content type is base64 (the platform decodes it)."""
+    content_type = response.headers.get("content-type", "")
+    body: str
+    if not response.body:
+        body = ""
+    elif content_type.lower().startswith(_TEXT_RESPONSE_TYPES):
+        body = response.body.decode("utf-8")
+    else:
+        body = base64.b64encode(response.body).decode("ascii")
+    return {"statusCode": response.status, "headers": dict(response.headers), "body": body}
+
+
+@dataclass
+class ChangeBatch:
+    """A change delivery as messages. Documents that are not message records (design documents,
+    hard deletes, anything else) are logged and left out — no retry can make them messages."""
+
+    messages: list[Message] = field(default_factory=list)
+    to_read: list[tuple[str, str]] = field(default_factory=list)  # (channel, id) changed, body not delivered
+    skipped: list[str] = field(default_factory=list)
+    last_seq: str | None = None
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> ChangeBatch:
+        batch = cls()
+        if isinstance(event.get("results"), list):
+            rows = event["results"]
+            batch.last_seq = None if event.get("last_seq") is None else str(event["last_seq"])
+        elif "id" in event and "changes" in event:  # the Cloudant trigger: one change per event
+            rows = [event]
+        else:
+            raise ValidationError("not a Cloudant change event (no results, no id/changes)", code="invalid_event")
+        for row in rows:
+            batch._add(row)
+        return batch
+
+    def _add(self, row: Mapping[str, Any]) -> None:
+        ident = str(row.get("id", ""))
+        if ident.startswith("_design/") or ident.startswith("_local/"):
+            self.skipped.append(ident)
+            return
+        if row.get("deleted") or (isinstance(row.get("doc"), Mapping) and row["doc"].get("_deleted")):
+            # This app never deletes documents (deletes are tombstone records).
+            self.skipped.append(ident)
+            log(logger, logging.WARNING, "hard delete ignored (deletes are tombstones)", id=ident)
+            return
+        doc = row.get("doc")
+        try:
+            if isinstance(doc, Mapping):
+                self.messages.append(Message.from_record(doc))
+            else:
+                self.to_read.append(parse_doc_id(ident))
+        except ValidationError as error:
+            self.skipped.append(ident)
+            log(logger, logging.ERROR, "change is not a message; dropped", id=ident, error=error.message)
+
+
+def parse_doc_id(ident: str) -> tuple[str, str]:
+    channel, sep, message_id = ident.partition(":")
+    if not sep:
+        raise ValidationError(f"document id {ident!r} is not <channel>:<id>")
+    return validate_channel(channel), validate_message_id(message_id)
 
 
 def to_messages(event: Mapping[str, Any]) -> list[Message]:
-    raise NotImplementedError(
-        "TODO(scaffold): each changed record -> Message.from_record(...); a record that is not a message is "
-        "logged and left out (no retry can fix it)"
-    )
+    """The messages a ``_changes`` delivery carries (documents included)."""
+    return ChangeBatch.from_event(event).messages

@@ -324,3 +324,25 @@ def ensure_indexes(client: CloudantV1, database: str, *, create_database: bool =
         _translate(exc, "ensure_indexes")
     except requests.exceptions.RequestException as exc:
         _unreachable(exc, "ensure_indexes")
+
+
+def open_spec(target: str, query: Mapping[str, str]) -> CloudantMessageStore:
+    """The ``cloudant://DATABASE?url=...`` store spec of tools.replication (verify, repair, the mesh).
+
+    Secrets never go in a spec: the IAM API key is read from the variable named by ``apikey_env``
+    (default CLOUDANT_APIKEY), or basic credentials from CLOUDANT_USERNAME/CLOUDANT_PASSWORD; a
+    loopback URL (a local CouchDB-protocol server) needs none.
+    """
+    import os
+
+    database = target.strip("/")
+    url = query.get("url", "")
+    if not (database and url):
+        raise ConfigurationError("cloudant spec: cloudant://DATABASE?url=https://...&apikey_env=VAR")
+    client = cloudant_client(
+        url,
+        apikey=os.environ.get(query.get("apikey_env", "CLOUDANT_APIKEY"), ""),
+        username=os.environ.get("CLOUDANT_USERNAME", ""),
+        password=os.environ.get("CLOUDANT_PASSWORD", ""),
+    )
+    return CloudantMessageStore(client, database)

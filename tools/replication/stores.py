@@ -4,6 +4,7 @@
     dynamodb://TABLE?region=eu-west-1[&endpoint=http://127.0.0.1:8000]
     cosmos://DATABASE/CONTAINER?endpoint=https://ACCOUNT.documents.azure.example&key_env=COSMOS_KEY
     firestore://PROJECT[?database=(default)&collection=channels&emulator=127.0.0.1:8086]
+    cloudant://DATABASE?url=https://ACCOUNT.cloudantnosqldb.example[&apikey_env=CLOUDANT_APIKEY]
 
 Secrets never go in a spec: Cosmos keys are read from the variable named by ``key_env``
 (default ``COSMOS_KEY``); AWS and Google credentials come from their SDKs' usual chains. A
@@ -29,6 +30,7 @@ OPENERS: dict[str, str] = {
     "dynamodb": "tools.replication.stores:open_dynamodb",
     "cosmos": "tools.replication.stores:open_cosmos",
     "firestore": "tools.replication.stores:open_firestore",
+    "cloudant": "adapters.openwhisk.store:open_spec",
 }
 #: scheme → the adapter class each opener builds (for docs and `--help`).
 STORE_CLASSES: dict[str, str] = {
@@ -36,6 +38,7 @@ STORE_CLASSES: dict[str, str] = {
     "dynamodb": "adapters.aws.dynamodb_store:DynamoDBMessageStore",
     "cosmos": "adapters.azure.cosmos_store:CosmosMessageStore",
     "firestore": "adapters.gcp.firestore_store:FirestoreMessageStore",
+    "cloudant": "adapters.openwhisk.store:CloudantMessageStore",
 }
 
 

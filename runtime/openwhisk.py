@@ -1,0 +1,373 @@
+"""A local stand-in for OpenWhisk / IBM Cloud Functions: the web action, the Cloudant changes
+trigger and the alarm trigger, around the real ``handlers.openwhisk`` entrypoints.
+
+    python -m runtime.openwhisk --host 127.0.0.6 --port 8080 \\
+        --couch-url http://127.0.0.1:5984 --db overcast [--create] [--anti-entropy-every-s 60]
+
+* HTTP: every request becomes the web action's raw-http parameters (``__ow_method`` lower-case,
+  ``__ow_path``, ``__ow_headers`` lower-case, ``__ow_query``, ``__ow_body`` base64 unless the
+  content type is text) and ``handlers.openwhisk.http``'s ``{statusCode, headers, body}`` becomes
+  the answer — what the platform's web action gateway does.
+* Changes: a poller reads the database's ``_changes`` feed (normal mode with ``since`` and
+  ``include_docs=true``; not longpoll, whose timeout pouchdb-server ignores, and no
+  ``_selector`` filter, which crashes it) from "now" on, and hands each batch to
+  ``handlers.openwhisk.changes``. A result with ``"error"`` (a push failed) is delivered again
+  with exponential backoff, without moving past it, until it succeeds or ``--max-attempts`` is
+  spent (then it is logged and skipped: anti-entropy repairs it).
+* Alarm: with ``--anti-entropy-every-s N``, ``handlers.openwhisk.anti_entropy`` every N seconds.
+
+The action's settings come from the environment here (OVERCAST_* pass through; CLOUDANT_URL and
+CLOUDANT_DB are set from the flags), as bound parameters do on the platform. Prints
+``ready http://host:port`` once serving; SIGTERM or SIGINT stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from runtime.mesh import Cloud
+
+if TYPE_CHECKING:
+    from emulators.pouchdb import PouchDBServer
+
+logger = logging.getLogger("overcast.runtime.openwhisk")
+MAX_BODY_BYTES = 8 * 1024 * 1024
+_PLAIN = ("text/", "application/x-www-form-urlencoded")
+
+
+def web_action_params(method: str, target: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """The raw-http web action parameters for one HTTP request."""
+    url = urlsplit(target)
+    content_type = headers.get("content-type", "")
+    if not body:
+        encoded = ""
+    elif content_type.lower().startswith(_PLAIN):
+        encoded = body.decode("utf-8", errors="replace")
+    else:
+        encoded = base64.b64encode(body).decode("ascii")
+    return {
+        "__ow_method": method.lower(),
+        "__ow_path": url.path or "/",
+        "__ow_headers": {name.lower(): value for name, value in headers.items()},
+        "__ow_query": url.query,
+        "__ow_body": encoded,
+    }
+
+
+def response_bytes(result: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    """A web action result → status, headers, body (a non-text body is base64, as the platform reads it)."""
+    headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+    raw = result.get("body", "")
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    if not raw:
+        body = b""
+    elif content_type.lower().startswith(("text/", "application/json", "application/problem+json")):
+        body = str(raw).encode("utf-8")
+    else:
+        body = base64.b64decode(str(raw))
+    return int(result.get("statusCode") or result.get("code") or 200), headers, body
+
+
+def make_server(host: str, port: int, action: Callable[[dict[str, Any]], dict[str, Any]]) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _invoke(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            if length > MAX_BODY_BYTES:
+                self.send_error(413)
+                return
+            body = self.rfile.read(length) if length else b""
+            headers = {name: value for name, value in self.headers.items()}
+            started = time.monotonic()
+            try:
+                status, out_headers, payload = response_bytes(
+                    action(web_action_params(self.command, self.path, headers, body))
+                )
+            except Exception:  # the action crashed: the platform answers 502
+                logger.exception("web action failed")
+                status, out_headers, payload = 502, {"content-type": "application/json"}, b'{"error":"action failed"}'
+            self.send_response(status)
+            for name, value in out_headers.items():
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("content-length", str(len(payload)))
+            self.send_header("x-openwhisk-local-ms", f"{(time.monotonic() - started) * 1000:.1f}")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _invoke
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+class ChangesFeed:
+    """Polls ``_changes`` (normal feed, ``since``) and delivers batches to the changes action with
+    retries, never moving past a batch the action failed."""
+
+    def __init__(
+        self,
+        client: Any,
+        database: str,
+        action: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        poll_s: float = 0.1,
+        batch_size: int = 100,
+        max_attempts: int = 50,
+        backoff_s: tuple[float, float] = (0.2, 5.0),
+    ) -> None:
+        self.client = client
+        self.database = database
+        self.action = action
+        self.poll_s = poll_s
+        self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.delivered = 0
+        self.dropped = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cloudant-changes", daemon=True)
+        self.since = "now"
+
+    def start(self) -> ChangesFeed:
+        # Like a new trigger: only changes from now on.
+        self.since = self._read_last_seq()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _read_last_seq(self) -> str:
+        while not self._stop.is_set():
+            try:
+                result = self.client.post_changes(db=self.database, since="now", limit=1).get_result()
+                return str(result.get("last_seq", "0"))
+            except Exception as exc:
+                logger.warning("cannot read the changes feed yet: %s", exc)
+                self._stop.wait(1.0)
+        return "0"
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                result = self.client.post_changes(
+                    db=self.database, since=self.since, include_docs=True, limit=self.batch_size
+                ).get_result()
+            except Exception as exc:  # the store is away: try again later
+                logger.warning("changes feed unavailable: %s", exc)
+                self._stop.wait(self.backoff_s[1])
+                continue
+            rows = result.get("results") or []
+            if not rows:
+                self.since = str(result.get("last_seq", self.since))
+                self._stop.wait(self.poll_s)
+                continue
+            self._deliver({"results": rows, "last_seq": result.get("last_seq"), "pending": result.get("pending", 0)})
+            self.since = str(result.get("last_seq", self.since))
+
+    def _deliver(self, batch: dict[str, Any]) -> None:
+        attempt = 1
+        while not self._stop.is_set():
+            try:
+                outcome = self.action(batch)
+            except Exception as exc:  # the action crashed: a failed activation
+                outcome = {"error": f"{type(exc).__name__}: {exc}"}
+            if "error" not in outcome:
+                self.delivered += 1
+                return
+            if attempt >= self.max_attempts:
+                self.dropped += 1
+                logger.error("changes batch dropped after %d attempts: %s", attempt, outcome["error"])
+                return
+            backoff = min(self.backoff_s[1], self.backoff_s[0] * 2 ** (attempt - 1))
+            logger.warning("changes batch failed (%s); retry %d in %.1f s", outcome["error"], attempt, backoff)
+            attempt += 1
+            self._stop.wait(backoff)
+
+
+class Alarm:
+    """Fires ``action({})`` every ``every_s`` seconds (the alarm trigger's stand-in)."""
+
+    def __init__(self, action: Callable[[dict[str, Any]], dict[str, Any]], every_s: float) -> None:
+        self.action = action
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="alarm", daemon=True)
+
+    def start(self) -> Alarm:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                outcome = self.action({"cron": f"every {self.every_s:g} s"})
+                if "error" in outcome:
+                    logger.warning("anti-entropy failed: %s", outcome["error"])
+            except Exception:
+                logger.exception("anti-entropy crashed")
+
+
+# -- a cloud of runtime.mesh ----------------------------------------------------------------------
+
+DATABASE = "overcast"
+
+
+class OpenWhiskCloud(Cloud):
+    """An OpenWhisk cloud for ``runtime.mesh``: pouchdb-server + this runtime on its own address.
+
+    runtime.mesh knows its four kinds by name; this subclass supplies the two kind-specific
+    pieces (the emulator and the runtime's argv) so a mesh can include OpenWhisk by configuration:
+    ``start_mesh(["aws", "azure"], openwhisk=["openwhisk"])``.
+    """
+
+    def __init__(self, name: str, host: str, workdir: Path, runtime_args: Sequence[str] = ()) -> None:
+        super().__init__(name, "local", host, workdir, runtime_args)  # "local": accepted by Cloud
+        self.kind = "openwhisk"
+        self.emulator: PouchDBServer | None = None
+
+    def start_emulator(self) -> None:
+        from emulators.pouchdb import PouchDBServer
+
+        couch = PouchDBServer(host=self.host)
+        self.emulator, self.emulator_process = couch, couch.server
+        self.store_spec = f"cloudant://{DATABASE}?url={couch.url}"
+        couch.start()
+
+    def argv(self) -> list[str]:
+        assert self.emulator is not None, "start_emulator() first"
+        return [
+            sys.executable,
+            "-m",
+            "runtime.openwhisk",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--couch-url",
+            self.emulator.url,
+            "--db",
+            DATABASE,
+            "--create",
+            *self.runtime_args,
+        ]
+
+
+def start_mesh(
+    clouds: Sequence[str],
+    *,
+    openwhisk: Sequence[str] = ("openwhisk",),
+    workdir: str | Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Any:
+    """``runtime.mesh.Mesh.start`` with OpenWhisk clouds added (each on 127.0.0.6 and up, after
+    the built-in kinds' addresses). Peers, secrets and the mesh file are wired by the mesh itself."""
+    import tempfile
+
+    from runtime import mesh as mesh_module
+
+    base = Path(tempfile.mkdtemp(prefix="mesh-", dir=mesh_module._run_dir())) if workdir is None else Path(workdir)
+    base.mkdir(parents=True, exist_ok=True)
+    members: list[Cloud] = []
+    for spec in clouds:
+        name, kind = mesh_module._parse(spec)
+        members.append(Cloud(name, kind, mesh_module.KIND_HOSTS[kind], base))
+    for n, name in enumerate(openwhisk):
+        members.append(OpenWhiskCloud(name, f"127.0.0.{6 + n}", base))
+    built = mesh_module.Mesh(members, base, workdir is None)
+    try:
+        built._wire(env or {})
+        for cloud in members:
+            cloud.start_emulator()
+        built.write_config()
+        mesh_module._start_all(members)
+    except BaseException:
+        built.close()
+        raise
+    return built
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runtime.openwhisk", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--couch-url", required=True, help="CouchDB-protocol server, http://127.0.0.1:PORT")
+    parser.add_argument("--db", default=DATABASE, help="database name (default overcast)")
+    parser.add_argument("--create", action="store_true", help="create the database and its indexes if missing")
+    parser.add_argument("--poll-s", type=float, default=0.1, help="changes feed poll interval when idle")
+    parser.add_argument("--max-attempts", type=int, default=50, help="deliveries of a failing batch before skipping")
+    parser.add_argument("--no-changes", action="store_true", help="serve HTTP only")
+    parser.add_argument("--anti-entropy-every-s", type=float, default=0.0, help="alarm period (0: off)")
+    args = parser.parse_args(argv)
+    if not args.host.startswith("127.") or not (urlsplit(args.couch_url).hostname or "").startswith("127."):
+        parser.error("local runtimes bind and connect to loopback (127.x) addresses only")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+
+    # This process is the action container: the handler reads its settings like bound parameters.
+    os.environ["CLOUDANT_URL"] = args.couch_url
+    os.environ["CLOUDANT_DB"] = args.db
+    os.environ.setdefault("OVERCAST_PROVIDER", "openwhisk")
+
+    import handlers.openwhisk as action
+    from adapters.openwhisk.store import cloudant_client, ensure_indexes
+
+    client = cloudant_client(args.couch_url)
+    if args.create:
+        ensure_indexes(client, args.db, create_database=True)
+    server = make_server(args.host, args.port, action.http)
+    feed = (
+        None
+        if args.no_changes
+        else ChangesFeed(client, args.db, action.changes, poll_s=args.poll_s, max_attempts=args.max_attempts).start()
+    )
+    alarm = Alarm(action.anti_entropy, args.anti_entropy_every_s).start() if args.anti_entropy_every_s > 0 else None
+
+    stopping = threading.Event()
+
+    def stop(*_: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"ready http://{args.host}:{server.server_port}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        if alarm is not None:
+            alarm.stop()
+        if feed is not None:
+            feed.stop()
+        server.server_close()
+        action.install(None)
+        if feed is not None:
+            logger.info("stopped (%d batches delivered, %d dropped)", feed.delivered, feed.dropped)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
