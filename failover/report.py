@@ -20,7 +20,9 @@ Definitions (all times relative to the moment named):
   be 0). Duplicated: one Idempotency-Key produced more than one message on a cloud (must be 0).
 
 A frozen primary accepts connections and never answers, so each probe also waits out Route 53's
-connect and response timeouts: the freeze bounds add them.
+connect and response timeouts: the freeze bounds add them. With its store down the primary
+answers /health/deep only after its own store timeout: the store-down bounds add the response
+timeout.
 """
 
 from __future__ import annotations
@@ -41,7 +43,11 @@ def metrics(result: dict[str, Any]) -> dict[str, Any]:
     primary_addr = result["clouds"]["primary"]["address"]
     secondary_addr = result["clouds"]["secondary"]["address"]
     attempts = result["attempts"]
-    slack = t["connect_timeout_s"] + t["response_timeout_s"] if result["fault"] == "freeze" else 0.0
+    # Probes of a hung endpoint wait out Route 53's timeouts before they count as failures.
+    slack = {
+        "freeze": t["connect_timeout_s"] + t["response_timeout_s"],
+        "store-down": t["response_timeout_s"],
+    }.get(result["fault"], 0.0)
     detect_bound = t["detect_bound_s"] + slack
     bound = t["bound_s"] + slack
 
