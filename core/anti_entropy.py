@@ -5,20 +5,22 @@ retries, a stream that dropped records, a peer that was down longer than the str
 Each cloud runs it on a schedule (a scheduled function in its serverless.<provider>.yml), and an
 operator can run it by hand (``python -m tools.replication repair``).
 
-One pass, per peer, over a window of recent versions (``window_s``; 0 means everything):
+One pass, over a window of recent versions (``window_s``; 0 means everything), in three phases:
 
-1. Read the peer's digest: ``POST /replication/digest`` returns pages of (channel, id, version)
-   for the peer's records with a version at or after the floor. Keys and versions only.
-2. Walk this store's changes since the same floor, a page at a time. A record the peer's digest
-   lacks or holds older is pushed (``POST /replication/batch``, last-writer-wins there). A key
-   missing from the digest means the peer lacks it or holds a version older than the floor —
+1. Digests: ``POST /replication/digest`` returns pages of (channel, id, version) for each peer's
+   records with a version at or after the floor. Keys and versions only.
+2. Pulls: walking this store's changes since the same floor, keys where a peer holds the newer
+   version, or that only the peer changed in the window, are fetched (``POST /replication/fetch``)
+   and applied here, last-writer-wins.
+3. Pushes: walking this store's changes again (now holding the union), every record a peer's
+   digest lacks or holds older is pushed (``POST /replication/batch``, last-writer-wins there).
+   A key missing from a digest means the peer lacks it or holds a version older than the floor —
    older than ours either way — so windows never need point lookups.
-3. Keys where the peer holds the newer version (or that only the peer changed in the window) are
-   pulled (``POST /replication/fetch``) and applied here, last-writer-wins.
 
-Pulling as well as pushing makes one pass repair both sides of a pair: a cloud whose own
-scheduler or outbound network is broken is still repaired by its peers' passes, and one manual
-run converges a pair. Both sides running it is harmless — every write is ``put_if_newer``.
+Pulling as well as pushing makes one pass repair both sides: a cloud whose own scheduler or
+outbound network is broken is still repaired by its peers' passes, and one pass from any cloud
+converges every peer it reaches. Every cloud running it is harmless — every write is
+``put_if_newer``.
 
 The peer's digest is held in memory as keys and versions only, capped at ``max_entries``; the
 local side streams page by page; the whole pass stops at ``budget_s``. A pass cut short by
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from core.bootstrap import Overcast
 
 logger = get_logger("anti_entropy")
+Key = tuple[str, str]
 
 DIGEST_PAGE_MAX = 5000  # entries per digest answer (~80 bytes each)
 FETCH_KEYS_MAX = 100  # keys per fetch request; answers stay under the batch byte limit
@@ -159,78 +162,120 @@ def repair(
     unknown = set(peers or ()) - {p.name for p in replicator.peers}
     for name in sorted(unknown):
         report.peers.append(PeerRepair(name, errors=[f"{name} is not a configured peer"]))
+    results = {peer.name: PeerRepair(peer.name) for peer in targets}
+    digests: dict[str, dict[Key, str]] = {}
+
+    def read(peer: Peer, result: PeerRepair) -> None:
+        digests[peer.name] = _read_digest(replicator, peer, since, result, deadline, max_entries)
+
+    def pull_from(peer: Peer, result: PeerRepair) -> None:
+        _pull(store, service, replicator, peer, since, digests[peer.name], result, deadline)
+
+    def push_to(peer: Peer, result: PeerRepair) -> None:
+        _push_missing(store, replicator, peer, since, digests[peer.name], result, deadline)
+
+    # Every digest first, then every pull, then every push: this store holds the union before it
+    # pushes, so one pass from any cloud converges every peer it reaches (within the window).
+    phases: list[Callable[[Peer, PeerRepair], None]] = [read, *([pull_from] if pull else []), push_to]
+    for step in phases:
+        for peer in targets:
+            result = results[peer.name]
+            if result.errors or result.truncated:
+                continue  # this peer already failed: the others still get repaired
+            started = time.monotonic()
+            try:
+                step(peer, result)
+            except OvercastError as exc:
+                result.errors.append(exc.message)
+            result.seconds = round(result.seconds + time.monotonic() - started, 3)
     for peer in targets:
-        started = time.monotonic()
-        result = PeerRepair(peer.name)
-        try:
-            _repair_peer(store, service, replicator, peer, since, result, pull, deadline, max_entries)
-        except OvercastError as exc:
-            result.errors.append(exc.message)
-        result.seconds = round(time.monotonic() - started, 3)
+        result = results[peer.name]
         report.peers.append(result)
         level = logging.INFO if result.ok else logging.WARNING
         log(logger, level, "anti-entropy pass", **{**asdict(result), "since": since})
     return report
 
 
-def _repair_peer(
-    store: MessageStore,
-    service: MessageService,
-    replicator: Replicator,
-    peer: Peer,
-    since: str | None,
-    result: PeerRepair,
-    pull: bool,
-    deadline: float,
-    max_entries: int,
-) -> None:
-    remote: dict[tuple[str, str], str] = {}
+def _read_digest(
+    replicator: Replicator, peer: Peer, since: str | None, result: PeerRepair, deadline: float, max_entries: int
+) -> dict[Key, str]:
+    """The peer's (channel, id) → version for every record it changed since the floor."""
+    remote: dict[Key, str] = {}
     cursor: str | None = since
     first = True
     while first or cursor is not None:
         first = False
         if time.monotonic() > deadline or len(remote) >= max_entries:
+            # An incomplete digest would make us push records the peer already has: stop here.
             result.truncated = True
+            result.errors.append(f"digest of {peer.name} cut short after {len(remote)} entries")
             break
         answer = replicator.call(peer, DIGEST_PATH, {"since": cursor, "limit": DIGEST_PAGE_MAX})
         entries, cursor = parse_digest_answer(answer)
         for channel, message_id, version in entries:
             remote[(channel, message_id)] = version
     result.peer_records = len(remote)
-    if result.truncated:
-        # An incomplete digest would make us push records the peer already has: stop here.
-        result.errors.append(f"digest of {peer.name} cut short after {len(remote)} entries")
-        return
+    return remote
 
-    to_pull: list[tuple[str, str]] = []
+
+def _pull(
+    store: MessageStore,
+    service: MessageService,
+    replicator: Replicator,
+    peer: Peer,
+    since: str | None,
+    remote: Mapping[Key, str],
+    result: PeerRepair,
+    deadline: float,
+) -> None:
+    """Fetch and apply what the peer holds newer, or changed in the window while we did not."""
+    only_theirs = dict(remote)
+    to_pull: list[Key] = []
+    for message in iter_changes(store, since):
+        if time.monotonic() > deadline:
+            result.truncated = True
+            return
+        key = (message.channel, message.id)
+        theirs = only_theirs.pop(key, None)
+        if theirs is not None and theirs > str(message.version):
+            to_pull.append(key)
+    to_pull.extend(only_theirs)  # we lack it, or hold a version from before the floor
+    for start in range(0, len(to_pull), FETCH_KEYS_MAX):
+        if time.monotonic() > deadline:
+            result.truncated = True
+            return
+        answer = replicator.call(peer, FETCH_PATH, {"keys": [list(k) for k in to_pull[start : start + FETCH_KEYS_MAX]]})
+        applied = apply_batch(service, parse_fetch_answer(answer))
+        result.pulled += applied.applied
+        result.pull_ignored += applied.ignored
+
+
+def _push_missing(
+    store: MessageStore,
+    replicator: Replicator,
+    peer: Peer,
+    since: str | None,
+    remote: Mapping[Key, str],
+    result: PeerRepair,
+    deadline: float,
+) -> None:
+    """Push every record (what we pulled from other peers included) the peer lacks or holds older.
+    A key missing from the peer's digest means it lacks the record or holds a version from before
+    the floor — older than ours either way."""
     to_push: list[Message] = []
+    result.local_records = 0
     for message in iter_changes(store, since):
         if time.monotonic() > deadline:
             result.truncated = True
             break
         result.local_records += 1
-        key = (message.channel, message.id)
-        theirs = remote.pop(key, None)
-        ours = str(message.version)
-        if theirs is None or theirs < ours:
+        theirs = remote.get((message.channel, message.id))
+        if theirs is None or theirs < str(message.version):
             to_push.append(message)
             if len(to_push) >= replicator.limits.max_batch_records:
                 _push(replicator, peer, to_push, result)
                 to_push = []
-        elif theirs > ours:
-            to_pull.append(key)
     _push(replicator, peer, to_push, result)
-    if pull and not result.truncated:
-        to_pull.extend(remote)  # changed there in the window, not here: we lack it or hold older
-        for start in range(0, len(to_pull), FETCH_KEYS_MAX):
-            if time.monotonic() > deadline:
-                result.truncated = True
-                break
-            chunk = to_pull[start : start + FETCH_KEYS_MAX]
-            answer = replicator.call(peer, FETCH_PATH, {"keys": [list(k) for k in chunk]})
-            applied = apply_batch(service, parse_fetch_answer(answer))
-            result.pulled += applied.applied
-            result.pull_ignored += applied.ignored
 
 
 def _push(replicator: Replicator, peer: Peer, messages: list[Message], result: PeerRepair) -> None:

@@ -50,19 +50,21 @@ def test_one_pass_repairs_both_sides_of_every_pair(clouds) -> None:
     by_peer = {p.peer: p for p in report.peers}
     assert (by_peer["azure"].pushed, by_peer["azure"].pulled) == (1, 1)
     assert (by_peer["gcp"].pushed, by_peer["gcp"].pulled) == (2, 0)
+    assert contents(mesh_["gcp"]) == contents(mesh_["aws"])
 
 
-def test_passes_settle_and_then_find_nothing_to_do(clouds) -> None:
+def test_one_pass_from_one_cloud_converges_the_whole_mesh_and_the_next_finds_nothing(clouds) -> None:
     mesh_, _ = clouds
     mesh_["aws"].service.post("london", "ada", "hello")
     mesh_["gcp"].service.post("london", "ada", "hi")
+    mesh_["azure"].service.post("london", "ada", "hey")
     first = run(mesh_["aws"])
-    assert first.pushed == 2 and first.pulled == 1  # to azure and gcp; gcp's pulled after azure's turn
-    second = run(mesh_["aws"])
-    assert second.pushed == 1 and {p.peer: p.pushed for p in second.peers}["azure"] == 1  # gcp's record
-    third = run(mesh_["aws"])
-    assert third.ok and third.pushed == 0 and third.pulled == 0
+    assert first.ok and first.pulled == 2  # azure's and gcp's, before anything is pushed
+    assert {p.peer: p.pushed for p in first.peers} == {"azure": 2, "gcp": 2}  # what each one lacked
     assert contents(mesh_["aws"]) == contents(mesh_["azure"]) == contents(mesh_["gcp"])
+    for name in ("aws", "azure", "gcp"):
+        again = run(mesh_[name])
+        assert again.ok and again.pushed == 0 and again.pulled == 0
 
 
 def test_newer_versions_win_whichever_side_holds_them(clouds) -> None:
