@@ -185,3 +185,24 @@ def _seconds(duration: str) -> int:
     assert match, duration
     days = int(match[1][:-1]) if match[1] else 0
     return days * 86400 + int(match[2]) * 3600 + int(match[3]) * 60 + int(match[4])
+
+
+@pytest.mark.parametrize(
+    ("retry", "problem"),
+    [
+        ({"strategy": "exponentialBackoff", "maxRetryCount": 5, "minimumInterval": "5s"}, "minimumInterval"),
+        ({"strategy": "fixedDelay", "maxRetryCount": 5}, "delayInterval"),
+        ({"strategy": "forever", "maxRetryCount": 5}, "strategy"),
+        ({"strategy": "fixedDelay", "maxRetryCount": -2, "delayInterval": "00:00:05"}, "maxRetryCount"),
+    ],
+)
+def test_a_bad_retry_policy_fails_the_packaging_with_a_clear_message(retry: dict[str, Any], problem: str) -> None:
+    script = (
+        "const {validateRetry} = require('./.serverless_plugins/azure-function-extras.js');"
+        "try { validateRetry('replicate', JSON.parse(process.argv[1])); console.log('accepted'); }"
+        "catch (e) { console.log(e.message); }"
+    )
+    out = subprocess.run(
+        ["node", "-e", script, json.dumps(retry)], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("functions.replicate.retry:") and problem in out, out
