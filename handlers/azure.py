@@ -8,8 +8,9 @@ v1 — one ``function.json`` per function, which is what serverless-azure-functi
 
 serverless-azure-functions maps ``handler: handlers/azure.http`` to ``"scriptFile":
 "../handlers/azure.py", "entryPoint": "http"`` in ``http/function.json``; the Python worker
-imports the script as module ``handlers.azure`` from the app root, so ``core`` and ``adapters``
-import as usual. Parameter names match the binding names in function.json (``req``,
+imports the script as module ``__app__.handlers.azure`` (one module for all three functions, so
+they share the process-wide app), and the app root is on ``sys.path``, so ``core`` and
+``adapters`` import as usual. Parameter names match the binding names in function.json (``req``,
 ``documents``, ``timer``; ``context`` is injected by the worker). The worker resolves the
 annotations when it loads a function and refuses a ``context`` annotated with anything but
 ``func.Context`` itself (no ``| None``), so ``context`` is a required parameter.
