@@ -19,6 +19,7 @@ replaying a valid batch is harmless because applying is last-writer-wins on vers
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import functools
 import hashlib
 import hmac
@@ -198,7 +199,10 @@ def apply_batch(service: MessageService, messages: Sequence[Message]) -> ApplyRe
     with _apply_pool_lock:
         if _apply_pool is None:
             _apply_pool = concurrent.futures.ThreadPoolExecutor(_APPLY_WORKERS, thread_name_prefix="apply")
-    futures = [_apply_pool.submit(service.apply_replicated, chunk) for chunk in chunks if chunk]
+    # Each worker runs in a copy of this context, so its log lines keep the request id.
+    futures = [
+        _apply_pool.submit(contextvars.copy_context().run, service.apply_replicated, chunk) for chunk in chunks if chunk
+    ]
     concurrent.futures.wait(futures)
     results = [f.result() for f in futures]  # raises the first failure
     return ApplyResult(sum(r.applied for r in results), sum(r.ignored for r in results))
