@@ -206,3 +206,49 @@ def test_a_bad_retry_policy_fails_the_packaging_with_a_clear_message(retry: dict
         ["node", "-e", script, json.dumps(retry)], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert out.startswith("functions.replicate.retry:") and problem in out, out
+
+
+SMOKE = r"""
+import importlib, importlib.machinery, importlib.util, json, sys
+root = sys.argv[1]
+sys.path.insert(0, root)  # the worker puts the app root (with the vendored requirements) on sys.path
+# What the Python worker's loader does: an `__app__` namespace over the app root, then
+# import `__app__.<scriptFile path>` and take the entryPoint.
+spec = importlib.machinery.ModuleSpec("__app__", None)
+spec.submodule_search_locations = [root]
+sys.modules["__app__"] = importlib.util.module_from_spec(spec)
+module = importlib.import_module("__app__.handlers.azure")
+import azure.functions as func
+
+class Context(func.Context):
+    invocation_id = "smoke-1"
+    thread_local_storage = function_name = function_directory = trace_context = retry_context = None
+
+response = module.http(func.HttpRequest("GET", "https://func.example.net/health/deep", route_params={"path": "health/deep"}, body=b""), Context())
+module.replicate(func.DocumentList(), Context())  # nothing to forward: returns without the store
+outside = sorted({m.__file__ for m in sys.modules.values() if getattr(m, "__file__", None) and not m.__file__.startswith((root, sys.base_prefix))})
+print(json.dumps({"status": response.status_code, "body": json.loads(response.get_body()), "outside": outside}))
+"""
+
+
+def test_the_package_runs_on_its_own_contents(azure: Any, tmp_path: Any) -> None:
+    """Unzipped and loaded the way the Python worker loads it, with no site-packages at all
+    (`python -S`): everything the functions import comes from the zip. Without Cosmos settings the
+    HTTP function answers 503 `misconfigured` naming the setting (not a crash)."""
+    import sys
+    import zipfile
+
+    root = tmp_path / "wwwroot"
+    with zipfile.ZipFile(azure.zip_path) as archive:
+        archive.extractall(root)
+    env = {"PATH": "/usr/bin:/bin", "OVERCAST_LOG_LEVEL": "ERROR"}
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", SMOKE, str(root)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["outside"] == [], result["outside"]  # nothing imported from outside the package
+    assert result["status"] == 503
+    assert (
+        result["body"]["error"]["code"] == "misconfigured" and "COSMOS_ENDPOINT" in result["body"]["error"]["message"]
+    )
