@@ -207,3 +207,42 @@ def test_cloudevent_function_also_takes_a_1st_gen_delivery(gcp: Overcast, peer: 
     headers, body = request("legacy_document_write_created")
     assert event_app.post("/", headers=headers, data=body).status_code == 200
     assert peer.store.get("london", FIXTURE_ID) is not None
+
+
+# -- the scheduled anti-entropy function (Pub/Sub message from Cloud Scheduler) -------------------
+
+PUBSUB_EVENT = {
+    "context": {
+        "eventId": "4242424242",
+        "timestamp": "2026-01-01T00:10:00.000Z",
+        "eventType": "google.pubsub.topic.publish",
+        "resource": {
+            "service": "pubsub.googleapis.com",
+            "name": "projects/demo-overcast/topics/overcast-anti-entropy-dev",
+            "type": "type.googleapis.com/google.pubsub.v1.PubsubMessage",
+        },
+    },
+    "data": {"@type": "type.googleapis.com/google.pubsub.v1.PubsubMessage", "attributes": {}, "data": "e30="},
+}
+
+
+@pytest.fixture(scope="module")
+def anti_entropy_app() -> Any:
+    return functions_framework.create_app("anti_entropy", str(ROOT / "main.py"), "event").test_client()
+
+
+def test_anti_entropy_repairs_a_change_whose_event_was_lost(gcp: Overcast, peer: Peer, anti_entropy_app: Any) -> None:
+    missed = gcp.service.post("london", "ada", "the event for this one never fired").message
+    assert peer.store.get("london", missed.id) is None
+    answer = anti_entropy_app.post("/", json=PUBSUB_EVENT)
+    assert answer.status_code == 200, answer.data
+    assert peer.store.get("london", missed.id) == missed
+
+
+def test_anti_entropy_fails_the_invocation_when_a_peer_is_unreachable(
+    firestore_db: Any, monkeypatch: pytest.MonkeyPatch, anti_entropy_app: Any
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setattr(handlers.gcp, "_overcast", _gcp(firestore_db, dead, OVERCAST_REPLICATION_TIMEOUT_S="1"))
+    handlers.gcp.overcast().service.post("london", "ada", "stranded")
+    assert anti_entropy_app.post("/", json=PUBSUB_EVENT).status_code == 500
