@@ -132,8 +132,10 @@ class ChangesFeed:
         batch_size: int = 100,
         max_attempts: int = 50,
         backoff_s: tuple[float, float] = (0.2, 5.0),
+        checkpoint: Path | None = None,
     ) -> None:
         self.client = client
+        self.checkpoint = checkpoint
         self.database = database
         self.action = action
         self.poll_s = poll_s
@@ -147,8 +149,11 @@ class ChangesFeed:
         self.since = "now"
 
     def start(self) -> ChangesFeed:
-        # Like a new trigger: only changes from now on.
-        self.since = self._read_last_seq()
+        # Like a new trigger: only changes from now on. A trigger outlives its action's
+        # containers: with a checkpoint file, a restarted runtime resumes where it stopped.
+        saved = self.checkpoint.read_text().strip() if self.checkpoint and self.checkpoint.is_file() else ""
+        self.since = saved or self._read_last_seq()
+        self._save()
         self._thread.start()
         return self
 
@@ -182,7 +187,16 @@ class ChangesFeed:
                 self._stop.wait(self.poll_s)
                 continue
             self._deliver({"results": rows, "last_seq": result.get("last_seq"), "pending": result.get("pending", 0)})
+            if self._stop.is_set():
+                return  # stopped mid-delivery: the batch is delivered again after a restart
             self.since = str(result.get("last_seq", self.since))
+            self._save()
+
+    def _save(self) -> None:
+        if self.checkpoint is not None:
+            tmp = self.checkpoint.with_suffix(".tmp")
+            tmp.write_text(self.since)
+            tmp.replace(self.checkpoint)
 
     def _deliver(self, batch: dict[str, Any]) -> None:
         attempt = 1
@@ -272,6 +286,8 @@ class OpenWhiskCloud(Cloud):
             "--db",
             DATABASE,
             "--create",
+            "--checkpoint",
+            str(self.workdir / f"{self.name}.changes-since"),
             *self.runtime_args,
         ]
 
@@ -320,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-s", type=float, default=0.1, help="changes feed poll interval when idle")
     parser.add_argument("--max-attempts", type=int, default=50, help="deliveries of a failing batch before skipping")
     parser.add_argument("--no-changes", action="store_true", help="serve HTTP only")
+    parser.add_argument("--checkpoint", type=Path, help="file keeping the feed position across restarts")
     parser.add_argument("--anti-entropy-every-s", type=float, default=0.0, help="alarm period (0: off)")
     args = parser.parse_args(argv)
     if not args.host.startswith("127.") or not (urlsplit(args.couch_url).hostname or "").startswith("127."):
@@ -341,7 +358,14 @@ def main(argv: list[str] | None = None) -> int:
     feed = (
         None
         if args.no_changes
-        else ChangesFeed(client, args.db, action.changes, poll_s=args.poll_s, max_attempts=args.max_attempts).start()
+        else ChangesFeed(
+            client,
+            args.db,
+            action.changes,
+            poll_s=args.poll_s,
+            max_attempts=args.max_attempts,
+            checkpoint=args.checkpoint,
+        ).start()
     )
     alarm = Alarm(action.anti_entropy, args.anti_entropy_every_s).start() if args.anti_entropy_every_s > 0 else None
 
