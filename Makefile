@@ -38,3 +38,9 @@ drill-fast: setup  ## the same drill at CI speed (Route 53 time scaled by 0.1, ~
 
 clean:  ## remove local state and build output (keeps the venv and node_modules)
 	rm -rf .run .serverless* .pytest_cache .ruff_cache .mypy_cache
+
+.PHONY: ready
+PROVIDER ?= openwhisk
+
+ready: setup  ## readiness of a provider being added: make ready PROVIDER=<name> (docs/adding-a-provider.md)
+	$(PY) -m pytest tests/readiness --provider $(PROVIDER) $(PYTEST_ARGS)
