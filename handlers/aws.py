@@ -137,7 +137,7 @@ def stream(event: dict[str, Any], context: Any = None) -> dict[str, list[dict[st
 def anti_entropy(event: dict[str, Any] | None = None, context: Any = None) -> dict[str, Any]:
     """Scheduled repair pass. Fails the invocation when a peer could not be repaired, so the
     platform counts an error and alarms can fire."""
-    from core import anti_entropy as anti_entropy_pass  # only the scheduled function pays for it
+    from core import anti_entropy as anti_entropy_pass  # imported where used: only this entrypoint runs a pass
 
     window_s = int(os.environ.get("OVERCAST_ANTI_ENTROPY_WINDOW_S", "900"))
     remaining_ms = getattr(context, "get_remaining_time_in_millis", lambda: 300_000)()
