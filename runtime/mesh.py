@@ -35,6 +35,7 @@ import argparse
 import contextlib
 import json
 import secrets
+import shutil
 import signal
 import sys
 import tempfile
@@ -345,6 +346,8 @@ class Mesh:
         self._closed = True
         for cloud in self.clouds.values():
             cloud.close()
+        if self._owns_workdir:  # a temporary directory we made (SQLite files, mesh.json with secrets)
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> Mesh:
         return self
@@ -388,7 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start clouds and serve until Ctrl-C")
     up.add_argument("clouds", nargs="+", help=f"cloud kinds ({', '.join(KINDS)}) or name=kind")
-    up.add_argument("--workdir", type=Path, help="where SQLite files and mesh.json go (default .run/mesh/mesh-*)")
+    up.add_argument(
+        "--workdir",
+        type=Path,
+        help="where SQLite files and mesh.json go (default: a temporary .run/mesh/mesh-*, removed on exit)",
+    )
     up.add_argument("--anti-entropy-every-s", type=float, default=0.0, help="periodic anti-entropy (local, azure)")
     args = parser.parse_args(argv)
     stop = threading.Event()
