@@ -63,7 +63,14 @@ def _unverified_tls() -> ssl.SSLContext:
 class CosmosEmulator:
     """One cosmosdb-server process on 127.0.0.1. State lives in its memory and dies with it."""
 
-    def __init__(self, *, port: int | None = None, host: str = LOOPBACK) -> None:
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        host: str = LOOPBACK,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+    ) -> None:
         if find_package() is None:
             raise FileNotFoundError(INSTALL_HINT)
         node = shutil.which("node")
@@ -72,6 +79,8 @@ class CosmosEmulator:
         self.host = host
         self.port = port or free_port(host)
         argv = [node, str(LAUNCHER), "--host", host, "--port", str(self.port)]
+        if tls_cert and tls_key:  # a certificate the caller trusts: clients may verify TLS
+            argv += ["--tls-cert", str(tls_cert), "--tls-key", str(tls_key)]
         self.server = ServerProcess("cosmosdb-server", argv, host=host, port=self.port, ready=self._ready)
 
     @property

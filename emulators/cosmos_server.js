@@ -17,14 +17,21 @@
 //     binds the given 127.x address and refuses anything else.
 // The expired self-signed certificate (notAfter 2021) is NOT patched here: the test client is
 // built with `connection_verify=False` (tests/fixtures/cosmos.py), exactly as the package's own
-// README does with `rejectUnauthorized: false`.
+// README does with `rejectUnauthorized: false`. Where a test wants TLS verification on (the
+// production client configuration), it passes its own certificate with --tls-cert/--tls-key.
 "use strict";
 
-const args = { host: "127.0.0.1", port: 8081 };
+const fs = require("fs");
+
+const args = { host: "127.0.0.1", port: 8081, cert: null, key: null };
 for (let i = 2; i < process.argv.length; i += 1) {
   const key = process.argv[i];
   if (key === "--host") args.host = process.argv[++i];
   else if (key === "--port") args.port = parseInt(process.argv[++i], 10);
+  // Optional: serve a certificate of the caller's (e.g. one a test made and trusts) instead of
+  // the package's expired one, so a client can keep TLS verification ON.
+  else if (key === "--tls-cert") args.cert = process.argv[++i];
+  else if (key === "--tls-key") args.key = process.argv[++i];
   else {
     console.error(`unknown argument ${key}`);
     process.exit(2);
@@ -60,7 +67,8 @@ readDocument.default = (account, req, res, params) => {
 const { createHttpsServer } = require("@vercel/cosmosdb-server");
 
 // (1) keepAlive: the handler then sends `connection: keep-alive` instead of `close`.
-const server = createHttpsServer({ keepAlive: true });
+const tls = args.cert && args.key ? { cert: fs.readFileSync(args.cert), key: fs.readFileSync(args.key) } : {};
+const server = createHttpsServer({ keepAlive: true, ...tls });
 server.keepAliveTimeout = 120 * 1000;
 server.headersTimeout = 125 * 1000;
 

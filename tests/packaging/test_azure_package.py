@@ -210,7 +210,7 @@ def test_a_bad_retry_policy_fails_the_packaging_with_a_clear_message(retry: dict
 
 SMOKE = r"""
 import importlib, importlib.machinery, importlib.util, json, sys
-root = sys.argv[1]
+root, calls = sys.argv[1], json.loads(sys.argv[2])
 sys.path.insert(0, root)  # the worker puts the app root (with the vendored requirements) on sys.path
 # What the Python worker's loader does: an `__app__` namespace over the app root, then
 # import `__app__.<scriptFile path>` and take the entryPoint.
@@ -224,31 +224,90 @@ class Context(func.Context):
     invocation_id = "smoke-1"
     thread_local_storage = function_name = function_directory = trace_context = retry_context = None
 
-response = module.http(func.HttpRequest("GET", "https://func.example.net/health/deep", route_params={"path": "health/deep"}, body=b""), Context())
+answers = []
+for method, path, body in calls:  # "{id}" in a path is the id the previous answer carried
+    path = path.replace("{id}", (answers[-1][1] or {}).get("id", "")) if answers else path
+    request = func.HttpRequest(method, "https://func.example.net/" + path, route_params={"path": path},
+                               headers={"content-type": "application/json"}, body=body.encode())
+    response = module.http(request, Context())
+    answers.append((response.status_code, json.loads(response.get_body() or b"null")))
 module.replicate(func.DocumentList(), Context())  # nothing to forward: returns without the store
 outside = sorted({m.__file__ for m in sys.modules.values() if getattr(m, "__file__", None) and not m.__file__.startswith((root, sys.base_prefix))})
-print(json.dumps({"status": response.status_code, "body": json.loads(response.get_body()), "outside": outside}))
+print(json.dumps({"answers": answers, "outside": outside}))
 """
 
 
-def test_the_package_runs_on_its_own_contents(azure: Any, tmp_path: Any) -> None:
-    """Unzipped and loaded the way the Python worker loads it, with no site-packages at all
-    (`python -S`): everything the functions import comes from the zip. Without Cosmos settings the
-    HTTP function answers 503 `misconfigured` naming the setting (not a crash)."""
+def run_unzipped(azure: Any, tmp_path: Any, calls: list[tuple[str, str, str]], env: dict[str, str]) -> list[Any]:
+    """Unzip the package and run HTTP calls through it the way the Python worker loads it, with
+    no site-packages at all (`python -S`): everything it imports must come from the zip."""
     import sys
     import zipfile
 
     root = tmp_path / "wwwroot"
     with zipfile.ZipFile(azure.zip_path) as archive:
         archive.extractall(root)
-    env = {"PATH": "/usr/bin:/bin", "OVERCAST_LOG_LEVEL": "ERROR"}
     proc = subprocess.run(
-        [sys.executable, "-S", "-c", SMOKE, str(root)], cwd=tmp_path, env=env, capture_output=True, text=True
+        [sys.executable, "-S", "-c", SMOKE, str(root), json.dumps(calls)],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "OVERCAST_LOG_LEVEL": "ERROR", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["outside"] == [], result["outside"]  # nothing imported from outside the package
-    assert result["status"] == 503
-    assert (
-        result["body"]["error"]["code"] == "misconfigured" and "COSMOS_ENDPOINT" in result["body"]["error"]["message"]
-    )
+    answers: list[Any] = result["answers"]
+    return answers
+
+
+def test_the_package_runs_on_its_own_contents(azure: Any, tmp_path: Any) -> None:
+    """Without Cosmos settings the HTTP function answers 503 `misconfigured` naming the setting."""
+    ((status, body),) = run_unzipped(azure, tmp_path, [("GET", "health/deep", "")], {})
+    assert status == 503
+    assert body["error"]["code"] == "misconfigured" and "COSMOS_ENDPOINT" in body["error"]["message"]
+
+
+@pytest.mark.emulator("cosmos")
+def test_the_package_serves_from_cosmos_with_tls_verification_on(azure: Any, tmp_path: Any) -> None:
+    """The unzipped package with the production client (TLS verified): the emulator serves a
+    certificate made here and trusted through REQUESTS_CA_BUNDLE, so nothing is relaxed."""
+    import shutil
+
+    from adapters.azure.cosmos_store import ensure_container
+    from emulators.cosmos import KEY, CosmosEmulator
+
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is needed to make a certificate"
+    # Not 127.0.0.1: azure-cosmos itself skips TLS verification for localhost and 127.0.0.1
+    # (emulator convenience), and this test is about the verifying client.
+    host = "127.0.0.7"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={host}",
+         "-addext", f"subjectAltName=IP:{host}", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    emulator = CosmosEmulator(host=host, tls_cert=cert, tls_key=key).start()
+    try:
+        ensure_container(emulator.client(), "overcast", "messages")
+        env = {"COSMOS_ENDPOINT": emulator.endpoint, "COSMOS_KEY": KEY, "REQUESTS_CA_BUNDLE": str(cert)}
+        calls = [
+            ("POST", "channels/london/messages", '{"author": "ada", "text": "Hello London"}'),
+            ("GET", "channels/london/messages/{id}", ""),
+            ("GET", "health/deep", ""),
+        ]
+        (created_status, created), (fetched_status, fetched), (deep_status, deep) = run_unzipped(
+            azure, tmp_path, calls, env
+        )
+        # And verification really is on: without trusting the certificate the store is unreachable.
+        untrusted = {k: v for k, v in env.items() if k != "REQUESTS_CA_BUNDLE"}
+        ((refused_status, refused),) = run_unzipped(
+            azure, tmp_path / "untrusted", [("GET", "health/deep", "")], untrusted
+        )
+    finally:
+        emulator.stop()
+    assert created_status == 201 and created["served_by"]["provider"] == "azure"
+    assert fetched_status == 200 and fetched["text"] == "Hello London"
+    assert deep_status == 200 and deep["store"] == "cosmos"
+    assert refused_status == 503 and refused["error"]["code"] == "store_unreachable"
