@@ -72,13 +72,21 @@ def secret_var(peer: str) -> str:
 class Cloud:
     """One cloud of the mesh: its runtime process, its emulator, its store spec and settings."""
 
-    def __init__(self, name: str, kind: str, host: str, workdir: Path, runtime_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        host: str,
+        workdir: Path,
+        runtime_args: Sequence[str] = (),
+        port: int | None = None,
+    ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown cloud kind {kind!r}: use {', '.join(KINDS)}")
         self.name = name
         self.kind = kind
         self.host = host
-        self.port = free_port(host)
+        self.port = port or free_port(host)
         self.workdir = workdir
         self.runtime_args = list(runtime_args)
         self.env: dict[str, str] = {}
@@ -103,25 +111,32 @@ class Cloud:
         if self.kind == "aws":
             from emulators.moto import MotoServer
 
-            moto = MotoServer(host=self.host)
+            moto = MotoServer(host=self.host, port=self._emulator_port(self.host))
             self.emulator, self.emulator_process = moto, moto.process
             self.store_spec = f"dynamodb://{TABLE}?endpoint={moto.url}&region=us-east-1"
         elif self.kind == "azure":
             from emulators.cosmos import CosmosEmulator
 
-            cosmos = CosmosEmulator(host=self.host)
+            cosmos = CosmosEmulator(host=self.host, port=self._emulator_port(self.host))
             self.emulator, self.emulator_process = cosmos, cosmos.server
             self.store_spec = f"cosmos://{COSMOS_DATABASE}/{COSMOS_CONTAINER}?endpoint={cosmos.endpoint}"
         elif self.kind == "gcp":
             from emulators.firestore import FirestoreEmulator
 
-            firestore = FirestoreEmulator(project=FIRESTORE_PROJECT)
+            firestore = FirestoreEmulator(project=FIRESTORE_PROJECT, port=self._emulator_port("127.0.0.1"))
             self.emulator, self.emulator_process = firestore, firestore.server
             self.store_spec = f"firestore://{FIRESTORE_PROJECT}?emulator={firestore.host_port}"
         else:
             self.store_spec = f"sqlite://{self.workdir / (self.name + '.sqlite')}"
         if self.emulator is not None:
             self.emulator.start()
+
+    def _emulator_port(self, host: str) -> int:
+        """A free port for the emulator that is not the runtime's (chosen, not yet bound)."""
+        while True:
+            candidate = free_port(host)
+            if candidate != self.port:
+                return candidate
 
     def argv(self) -> list[str]:
         base = [sys.executable, "-m", f"runtime.{self.kind}", "--host", self.host, "--port", str(self.port)]
@@ -258,12 +273,15 @@ class Mesh:
         env: Mapping[str, str] | None = None,
         runtime_args: Mapping[str, Sequence[str]] | None = None,
         anti_entropy_every_s: float = 0.0,
+        port: int | None = None,
     ) -> Mesh:
         """Start every cloud (``"aws"`` or ``"name=kind"``) with its emulator, wired as peers.
 
         ``env`` adds settings for every runtime (e.g. ``OVERCAST_LOG_LEVEL``); ``runtime_args``
-        adds command-line flags per cloud name or kind. On any failure everything started so
-        far is stopped before the error propagates.
+        adds command-line flags per cloud name or kind; ``port`` serves every cloud's API on the
+        same port (each on its own address — what a DNS failover between them needs); default:
+        a free port each. On any failure everything started so far is stopped before the error
+        propagates.
         """
         owns = workdir is None
         base = Path(tempfile.mkdtemp(prefix="mesh-", dir=_run_dir())) if workdir is None else Path(workdir)
@@ -280,7 +298,7 @@ class Mesh:
             args = list((runtime_args or {}).get(kind, ())) + list((runtime_args or {}).get(name, ()))
             if anti_entropy_every_s > 0 and kind in ("local", "azure"):
                 args += ["--anti-entropy-every-s", str(anti_entropy_every_s)]
-            members.append(Cloud(name, kind, host, base, args))
+            members.append(Cloud(name, kind, host, base, args, port=port))
         mesh = cls(members, base, owns)
         try:
             mesh._wire(env or {})
@@ -397,11 +415,13 @@ def main(argv: list[str] | None = None) -> int:
         help="where SQLite files and mesh.json go (default: a temporary .run/mesh/mesh-*, removed on exit)",
     )
     up.add_argument("--anti-entropy-every-s", type=float, default=0.0, help="periodic anti-entropy (local, azure)")
+    up.add_argument("--port", type=int, help="serve every cloud's API on this port (each on its own address)")
     args = parser.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with Mesh.start(args.clouds, workdir=args.workdir, anti_entropy_every_s=args.anti_entropy_every_s) as mesh:
+    options = {"workdir": args.workdir, "anti_entropy_every_s": args.anti_entropy_every_s, "port": args.port}
+    with Mesh.start(args.clouds, **options) as mesh:
         for name, cloud in mesh.clouds.items():
             print(f"{name:<10} {cloud.kind:<6} {cloud.url:<28} store {cloud.store_spec}", flush=True)
         print(f"mesh file {mesh.config_path}", flush=True)

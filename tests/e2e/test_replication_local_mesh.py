@@ -114,3 +114,15 @@ def test_verify_and_repair_commands_over_the_mesh_file(mesh: Mesh) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
     assert "IDENTICAL" in result.stdout
     assert mesh.verify().identical
+
+
+def test_clouds_can_share_one_port_on_their_own_addresses(tmp_path: Path) -> None:
+    """What a DNS failover between clouds needs: one port, the address decides the cloud."""
+    from emulators.base import free_port
+
+    port = free_port("127.0.0.5")
+    with Mesh.start(["local", "other=local"], workdir=tmp_path, port=port) as shared:
+        assert {c.port for c in shared.clouds.values()} == {port}
+        assert len({c.host for c in shared.clouds.values()}) == 2
+        message_id = post(shared.cloud("local"), "same port")
+        eventually(lambda: readable(shared.cloud("other"), message_id), 10)
