@@ -74,7 +74,7 @@ def test_zip_carries_the_openwhisk_code_and_nothing_else(names: list[str]) -> No
         "core/anti_entropy.py",
     ):
         assert required in names, f"{required} missing from the zip"
-    forbidden = ("handlers/aws", "handlers/azure", "handlers/gcp", "handlers/local", "adapters/aws/")
+    forbidden: tuple[str, ...] = ("handlers/aws", "handlers/azure", "handlers/gcp", "handlers/local", "adapters/aws/")
     forbidden += ("adapters/azure/", "adapters/gcp/", "adapters/local/", "tests/", "runtime/", "emulators/")
     forbidden += ("tools/", "node_modules/", ".venv/", "boto3/", "azure/", "google/")
     leaked = sorted(n for n in names if n.startswith(forbidden) or "__pycache__" in n or n.endswith(".pyc"))

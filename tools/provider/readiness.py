@@ -349,7 +349,9 @@ def _check_packaging(name: str, root: Path, timeout_s: float) -> Check:
         try:
             result = package_offline(name, Path(tmp) / "out", repo_root=root, timeout_s=timeout_s)
         except PackageFailed as exc:
-            lines = [ln.strip() for ln in exc.output.splitlines() if ln.strip()]
+            lines = [
+                ln.strip() for ln in exc.output.splitlines() if ln.strip().rstrip(":") not in ("", "Error", "Warning")
+            ]
             errors = [ln for ln in lines if "error" in ln.lower() or "not " in ln.lower()] or lines[-3:]
             found = [f"sls package failed: {_short(e, 200)}" for e in errors[:3]]
             return Check("packaging", title, False, found or [f"sls package failed: {exc}"])
