@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from emulators.base import ServerProcess
 from failover.clouds import Cloud, Clouds
 
 
@@ -33,8 +34,9 @@ class MeshCloud(Cloud):
         self.note_pids()
 
     def note_pids(self) -> None:
-        for process in (self.inner.process, self.inner.emulator_process):
-            pid = getattr(process, "pid", None)
+        """Every process the mesh runs for this cloud (runtime, emulator, scheduler, ...)."""
+        for value in vars(self.inner).values():
+            pid = value.pid if isinstance(value, ServerProcess) else None
             if pid and pid not in self._seen:
                 self._seen.append(pid)
 
