@@ -5,14 +5,13 @@ emulator, wired as replication peers.
 
 DNS failover hands clients an address, never a port, so both clouds must listen on the same
 port (443 in production): the mesh is started with the drill's port for every cloud.
+``anti_entropy_every_s`` drives each cloud's scheduled anti-entropy (runtime.azure's timer, the
+mesh's EventBridge stand-in for aws), which repairs what a crash lost in flight.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import inspect
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,12 +96,9 @@ class MeshClouds(Clouds):
                 f"runtime.mesh puts each cloud on its own fixed address ({meshmod.KIND_HOSTS}); got {unexpected}"
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        options: dict[str, Any] = {"workdir": self.state_dir, "anti_entropy_every_s": self.anti_entropy_every_s}
-        if "port" in inspect.signature(meshmod.Mesh.start).parameters:
-            self.mesh = meshmod.Mesh.start(list(self.names), port=self.port, **options)  # type: ignore[call-arg,unused-ignore]
-        else:
-            with _same_port(meshmod, set(self.addresses), self.port):
-                self.mesh = meshmod.Mesh.start(list(self.names), **options)
+        self.mesh = meshmod.Mesh.start(
+            list(self.names), workdir=self.state_dir, port=self.port, anti_entropy_every_s=self.anti_entropy_every_s
+        )
         try:
             clouds = [self.mesh.cloud(name) for name in self.names]
             wrong = [(c.name, c.port) for c in clouds if c.port != self.port]
@@ -127,19 +123,3 @@ class MeshClouds(Clouds):
         report = self.mesh.verify()
         data: dict[str, Any] = report.to_dict()
         return data
-
-
-@contextlib.contextmanager
-def _same_port(meshmod: Any, addresses: set[str], port: int) -> Iterator[None]:
-    """Until runtime.mesh takes a port: its clouds pick ``free_port(host)``; answer the drill's
-    port for the drill's addresses while the mesh starts (the result is checked afterwards)."""
-    original = meshmod.free_port
-
-    def pick(host: str = "127.0.0.1") -> int:
-        return port if host in addresses else int(original(host))
-
-    meshmod.free_port = pick
-    try:
-        yield
-    finally:
-        meshmod.free_port = original
