@@ -10,6 +10,11 @@ aws 127.0.0.2 (moto server, DynamoDB + Streams), azure 127.0.0.3 (cosmosdb-serve
 emulator); further clouds take 127.0.0.6 and up. Name a cloud ``name=kind`` to run two of one
 kind (``east=local west=local``).
 
+With ``anti_entropy_every_s`` (``--anti-entropy-every-s``) each cloud also runs its scheduled
+anti-entropy function: runtime.azure and runtime.local have their own timer; for aws and gcp a
+schedule stand-in process (``python -m runtime.mesh tick handlers.aws:anti_entropy``) invokes the
+entrypoint with the event EventBridge / Cloud Scheduler would send.
+
 Peers are configuration: every cloud gets ``OVERCAST_PEERS`` listing the others, and every pair
 gets its own random secret (one variable per peer, ``OVERCAST_PEER_SECRET_<NAME>``). The mesh
 file (``<workdir>/mesh.json``, mode 0600) records each cloud's URL, store spec and environment,
@@ -55,6 +60,8 @@ if TYPE_CHECKING:
 
 KIND_HOSTS = {"aws": "127.0.0.2", "azure": "127.0.0.3", "gcp": "127.0.0.4", "local": "127.0.0.5"}
 KINDS = tuple(KIND_HOSTS)
+#: kind → its scheduled anti-entropy function, for kinds whose runtime has no timer of its own.
+SCHEDULED_ENTRYPOINTS = {"aws": "handlers.aws:anti_entropy", "gcp": "handlers.gcp:anti_entropy"}
 TABLE = "overcast-messages"
 COSMOS_DATABASE, COSMOS_CONTAINER = "overcast", "messages"
 FIRESTORE_PROJECT = "demo-overcast"
@@ -94,6 +101,8 @@ class Cloud:
         self.emulator_process: ServerProcess | None = None
         self.store_spec = ""
         self.process: ServerProcess | None = None
+        self.scheduler: ServerProcess | None = None
+        self.schedule_every_s = 0.0
         self.frozen = False
         self.store_stopped = False
 
@@ -167,16 +176,58 @@ class Cloud:
         )
         self.process.start()
         self.frozen = False
+        if self.schedule_every_s > 0:
+            self.start_scheduler(self.schedule_every_s)
         return self
 
+    def start_scheduler(self, every_s: float) -> None:
+        """Run the provider's scheduled anti-entropy entrypoint every ``every_s`` seconds, in its own
+        process, as EventBridge (aws) or Cloud Scheduler (gcp) would. runtime.azure and
+        runtime.local have their own timer (``--anti-entropy-every-s``)."""
+        entrypoint = SCHEDULED_ENTRYPOINTS.get(self.kind)
+        self.schedule_every_s = every_s
+        if entrypoint is None or (self.scheduler and self.scheduler.process):
+            return
+        argv = [sys.executable, "-m", "runtime.mesh", "tick", entrypoint, "--every-s", str(every_s)]
+        env = {**self.env, **self.store_env()}
+        self.scheduler = ServerProcess(
+            f"{self.name}-scheduler", argv, host=self.host, port=self.port, env=env, ready=lambda: True
+        )
+        self.scheduler.start()
+
+    def _stop_scheduler(self) -> None:
+        if self.scheduler:
+            self.scheduler.stop(timeout=5)
+
+    def store_env(self) -> dict[str, str]:
+        """The store settings the provider's handlers read (what the runtimes set for them)."""
+        if self.kind == "aws":
+            return {
+                "OVERCAST_DYNAMODB_TABLE": TABLE,
+                "OVERCAST_DYNAMODB_ENDPOINT": self.emulator.url,
+                "AWS_REGION": "us-east-1",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+            }
+        if self.kind == "gcp":
+            return {
+                "FIRESTORE_EMULATOR_HOST": self.emulator.host_port,
+                "GOOGLE_CLOUD_PROJECT": FIRESTORE_PROJECT,
+                "OVERCAST_FIRESTORE_PROJECT": FIRESTORE_PROJECT,
+            }
+        return {}
+
     def stop(self) -> None:
-        """Stop the runtime (SIGTERM, then SIGKILL); its store and emulator keep running."""
+        """Stop the runtime and its scheduler (SIGTERM, then SIGKILL); store and emulator keep running."""
+        self._stop_scheduler()
         if self.process:
             self.process.stop()
         self.frozen = False
 
     def kill(self) -> None:
         """SIGKILL the runtime: no clean shutdown, in-flight deliveries are lost."""
+        self._stop_scheduler()
         if self.process:
             self.process.signal(signal.SIGKILL)
             self.process.stop(timeout=5)
@@ -191,11 +242,15 @@ class Cloud:
         if self.process:
             self.process.signal(signal.SIGSTOP)
             self.frozen = True
+        if self.scheduler:
+            self.scheduler.signal(signal.SIGSTOP)
 
     def thaw(self) -> None:
         if self.process:
             self.process.signal(signal.SIGCONT)
             self.frozen = False
+        if self.scheduler:
+            self.scheduler.signal(signal.SIGCONT)
 
     def stop_store(self) -> None:
         """Take the store away, keeping its data: the emulator is frozen (SIGSTOP), so calls hang
@@ -214,6 +269,9 @@ class Cloud:
         self.store_stopped = False
 
     def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.scheduler:
+                self.scheduler.stop(timeout=5)
         with contextlib.suppress(Exception):
             if self.process:
                 self.process.stop(timeout=5)
@@ -306,6 +364,10 @@ class Mesh:
                 cloud.start_emulator()
             mesh.write_config()
             _start_all(members)
+            if anti_entropy_every_s > 0:  # runtime.azure and runtime.local run their own timers
+                for cloud in members:
+                    if cloud.kind in SCHEDULED_ENTRYPOINTS:
+                        cloud.start_scheduler(anti_entropy_every_s)
         except BaseException:
             mesh.close()
             raise
@@ -416,7 +478,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     up.add_argument("--anti-entropy-every-s", type=float, default=0.0, help="periodic anti-entropy (local, azure)")
     up.add_argument("--port", type=int, help="serve every cloud's API on this port (each on its own address)")
+    tick = commands.add_parser("tick", help="call a scheduled entrypoint every N s (a schedule stand-in)")
+    tick.add_argument("entrypoint", help="module:function, e.g. handlers.aws:anti_entropy")
+    tick.add_argument("--every-s", type=float, required=True)
     args = parser.parse_args(argv)
+    if args.command == "tick":
+        return _tick(args.entrypoint, args.every_s)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -431,6 +498,66 @@ def main(argv: list[str] | None = None) -> int:
         print("ready; Ctrl-C stops every process", flush=True)
         stop.wait()
     print("stopped", flush=True)
+    return 0
+
+
+def _tick(entrypoint: str, every_s: float) -> int:
+    """Invoke ``entrypoint(event, context)`` every ``every_s`` seconds with the event its platform's
+    scheduler sends; a raised error is logged (the platform records a failed invocation) and the
+    next tick runs as scheduled."""
+    import datetime as dt
+    import importlib
+    import logging
+    import time
+    import uuid
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    module, _, name = entrypoint.partition(":")
+    function = getattr(importlib.import_module(module), name)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"ready {entrypoint} every {every_s:g} s", flush=True)
+    while not stop.wait(every_s):
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event: dict[str, Any]
+        context: Any
+        if module == "handlers.aws":
+            from runtime.aws import LambdaContext
+
+            event = {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": "000000000000",
+                "time": now,
+                "region": "us-east-1",
+                "resources": ["arn:aws:events:us-east-1:000000000000:rule/overcast-anti-entropy"],
+                "detail": {},
+            }
+            context = LambdaContext("antiEntropy", timeout_s=max(every_s, 60.0))
+        else:  # Cloud Scheduler → Pub/Sub: the message payload is ignored by the function
+            event = {"@type": "type.googleapis.com/google.pubsub.v1.PubsubMessage", "data": "", "attributes": {}}
+            context = None
+        started = time.monotonic()
+        try:
+            result = function(event, context)
+            print(
+                json.dumps(
+                    {
+                        "msg": "scheduled invocation ok",
+                        "seconds": round(time.monotonic() - started, 3),
+                        "result": result,
+                    },
+                    default=str,
+                ),
+                flush=True,
+            )
+        except Exception as exc:
+            print(
+                json.dumps({"msg": "scheduled invocation failed", "error": f"{type(exc).__name__}: {exc}"}), flush=True
+            )
     return 0
 
 

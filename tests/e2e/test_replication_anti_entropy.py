@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,22 @@ def test_a_manual_full_pass_converges_everything(mesh: Mesh) -> None:
     report = mesh.verify()
     assert report.identical, report.render()
     assert all(held_by(c, deleted) == 404 for c in mesh.clouds.values())
+
+
+@pytest.mark.emulator("moto")
+def test_the_aws_scheduled_function_repairs_on_its_schedule(tmp_path: Path) -> None:
+    """handlers.aws.anti_entropy, invoked with an EventBridge scheduled event by the mesh's
+    schedule stand-in (``python -m runtime.mesh tick``), pulls what no stream carried."""
+    args = {"mute": ["--no-replication"]}  # and no timer of its own: only aws's schedule can repair
+    with Mesh.start(["aws", "mute=local"], workdir=tmp_path, runtime_args=args) as mesh:
+        aws, mute = mesh.cloud("aws"), mesh.cloud("mute")
+        ids = [post(mute, f"unstreamed {i}") for i in range(3)]
+        time.sleep(0.5)
+        assert all(held_by(aws, i) == 404 for i in ids)
+        aws.start_scheduler(1.0)
+        assert aws.scheduler is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(held_by(aws, i) == 200 for i in ids):
+            time.sleep(0.2)
+        assert all(held_by(aws, i) == 200 for i in ids), aws.scheduler.log_tail()
+        assert '"pulled": 3' in aws.scheduler.log_tail(200)
