@@ -40,6 +40,7 @@ __protobuf__ = proto.module(package="overcast.gcp.events")
 EVENT_TYPE_PREFIX = "google.cloud.firestore.document.v1."
 EVENT_KINDS = ("written", "created", "updated", "deleted")
 LEGACY_EVENT_PREFIX = "providers/cloud.firestore/eventTypes/document."
+_LEGACY_KINDS = {"write": "written", "create": "created", "update": "updated", "delete": "deleted"}
 DATA_SCHEMA = (
     "https://github.com/googleapis/google-cloudevents/blob/main/proto/google/events/cloud/firestore/v1/data.proto"
 )
@@ -88,10 +89,10 @@ class FirestoreDocumentEvent:
         legacy_type = str(_context_field(context, "event_type", "eventType"))
         if not legacy_type.startswith(LEGACY_EVENT_PREFIX):
             raise ValidationError(f"not a Firestore document event: {legacy_type!r}", code="unknown_event")
-        kind = legacy_type.removeprefix(LEGACY_EVENT_PREFIX)
-        event_type = EVENT_TYPE_PREFIX + {"write": "written", "create": "created", "update": "updated"}.get(
-            kind, "deleted"
-        )
+        kind = _LEGACY_KINDS.get(legacy_type.removeprefix(LEGACY_EVENT_PREFIX))
+        if kind is None:
+            raise ValidationError(f"unknown Firestore event type {legacy_type!r}", code="unknown_event")
+        event_type = EVENT_TYPE_PREFIX + kind
         parsed = _decode_data(data, "application/json")
         resource = str(_context_field(context, "resource") or "")
         document = resource.split("/documents/", 1)[1] if "/documents/" in resource else _document_path(parsed)

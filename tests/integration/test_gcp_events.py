@@ -246,3 +246,13 @@ def test_anti_entropy_fails_the_invocation_when_a_peer_is_unreachable(
     monkeypatch.setattr(handlers.gcp, "_overcast", _gcp(firestore_db, dead, OVERCAST_REPLICATION_TIMEOUT_S="1"))
     handlers.gcp.overcast().service.post("london", "ada", "stranded")
     assert anti_entropy_app.post("/", json=PUBSUB_EVENT).status_code == 500
+
+
+@pytest.mark.parametrize(
+    "event_type", ["providers/cloud.firestore/eventTypes/document.archive", "google.pubsub.topic.publish"]
+)
+def test_unknown_background_event_types_are_validation_errors(event_type: str) -> None:
+    _, body = request("legacy_document_write_created")
+    payload = json.loads(body)
+    with pytest.raises(ValidationError):
+        FirestoreDocumentEvent.from_background(payload["data"], {**payload["context"], "eventType": event_type})
