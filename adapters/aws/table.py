@@ -149,17 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import os
 
-    import boto3
+    from adapters.aws.dynamodb_store import make_client
 
     parser = argparse.ArgumentParser(prog="python -m adapters.aws.table", description=main.__doc__)
     parser.add_argument("--endpoint-url", required=True, help="e.g. http://127.0.0.1:8000")
     parser.add_argument("--table", default="overcast-dev-messages")
     parser.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
     args = parser.parse_args(argv)
-    client = boto3.session.Session().client(
-        "dynamodb",
-        region_name=args.region,
-        endpoint_url=args.endpoint_url,
+    client = make_client(
+        args.region,
+        args.endpoint_url,
         aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
         aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
     )
