@@ -174,9 +174,9 @@ def render(result: dict[str, Any]) -> str:
     secondary = result["clouds"]["secondary"]["name"]
     mode = "fast (time scale {:g})".format(t["scale"]) if result["mode"] == "fast" else "real Route 53 timings"
     ok = lambda flag: "ok" if flag else "FAIL"  # noqa: E731
-    bound = f"≤ {m['bound_s'] + m['margin_s']:.1f} s"
+    bound = f"≤ {m['bound_s']:g} s +{m['margin_s']:g}"
     rows = [
-        ("time to detect (health check unhealthy)", _s(m["detect_s"]), f"≤ {m['detect_bound_s']:.1f} s", ""),
+        ("time to detect (health check unhealthy)", _s(m["detect_s"]), f"≤ {m['detect_bound_s']:g} s", ""),
         ("DNS answers the secondary", _s(m["dns_switch_s"]), "", ""),
         (
             f"all traffic on the secondary ({secondary})",
