@@ -336,7 +336,7 @@ class StreamPoller:
             self.delivered += first
             pending = pending[first:]
             attempt += 1
-            if attempt > self.max_retries:
+            if 0 <= self.max_retries < attempt:  # -1: retry until delivered (Lambda's default)
                 self.dropped += len(pending)
                 _log_json(
                     logging.ERROR,

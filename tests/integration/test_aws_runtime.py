@@ -6,6 +6,7 @@ import itertools
 import json
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -88,3 +89,38 @@ def test_cookies_and_binary_bodies_pass_through(runtime: ServerProcess) -> None:
     client = HttpClient(runtime.url)
     answer = client.request("POST", "/channels/london/messages", body=b"\xff\xfe", headers={"cookie": "a=1; b=2"})
     assert answer.status == 400 and answer.json()["error"]["code"] == "invalid_json"
+
+
+def _records(*sequence_numbers: str) -> list[dict[str, object]]:
+    return [{"eventName": "INSERT", "dynamodb": {"SequenceNumber": s}} for s in sequence_numbers]
+
+
+def test_poller_redelivers_from_the_first_reported_failure_like_lambda() -> None:
+    from runtime.aws import StreamPoller
+
+    calls: list[list[str]] = []
+    failures = iter([["2", "3"], ["3"], []])
+
+    def invoke(event: dict[str, Any], context: object) -> dict[str, Any]:
+        calls.append([r["dynamodb"]["SequenceNumber"] for r in event["Records"]])
+        return {"batchItemFailures": [{"itemIdentifier": s} for s in next(failures)]}
+
+    poller = StreamPoller(None, None, "t", invoke, backoff_s=(0.001, 0.001))
+    poller._deliver(_records("1", "2", "3"))
+    assert calls == [["1", "2", "3"], ["2", "3"], ["3"]]
+    assert (poller.delivered, poller.dropped) == (3, 0)
+
+
+def test_poller_drops_a_batch_after_its_retries_and_retries_a_raising_handler_whole() -> None:
+    from runtime.aws import StreamPoller
+
+    calls: list[int] = []
+
+    def invoke(event: dict[str, Any], context: object) -> dict[str, Any]:
+        calls.append(len(event["Records"]))
+        raise RuntimeError("handler crashed")
+
+    poller = StreamPoller(None, None, "t", invoke, max_retries=2, backoff_s=(0.001, 0.001))
+    poller._deliver(_records("1", "2"))
+    assert calls == [2, 2, 2]  # the first attempt and two retries, each with the whole batch
+    assert (poller.delivered, poller.dropped) == (0, 2)
