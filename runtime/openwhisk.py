@@ -258,18 +258,24 @@ class OpenWhiskCloud(Cloud):
     ``start_mesh(["aws", "azure"], openwhisk=["openwhisk"])``.
     """
 
-    def __init__(self, name: str, host: str, workdir: Path, runtime_args: Sequence[str] = ()) -> None:
-        super().__init__(name, "local", host, workdir, runtime_args)  # "local": accepted by Cloud
+    def __init__(
+        self, name: str, host: str, workdir: Path, runtime_args: Sequence[str] = (), port: int | None = None
+    ) -> None:
+        super().__init__(name, "local", host, workdir, runtime_args, port=port)  # "local": a kind Cloud accepts
         self.kind = "openwhisk"
         self.emulator: PouchDBServer | None = None
 
     def start_emulator(self) -> None:
         from emulators.pouchdb import PouchDBServer
 
-        couch = PouchDBServer(host=self.host)
+        couch = PouchDBServer(host=self.host, port=self._emulator_port(self.host))
         self.emulator, self.emulator_process = couch, couch.server
         self.store_spec = f"cloudant://{DATABASE}?url={couch.url}"
         couch.start()
+
+    def store_env(self) -> dict[str, str]:
+        assert self.emulator is not None, "start_emulator() first"
+        return {"CLOUDANT_URL": self.emulator.url, "CLOUDANT_DB": DATABASE}
 
     def argv(self) -> list[str]:
         assert self.emulator is not None, "start_emulator() first"
