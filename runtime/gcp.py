@@ -50,7 +50,8 @@ class _Delivery:
 
 
 class EventDispatcher:
-    """Delivers CloudEvents to ``send(headers, body) -> status`` with Eventarc-style retries."""
+    """Delivers CloudEvents to ``send(headers, body) -> status`` with Eventarc-style retries, on
+    ``workers`` threads: like Eventarc, one slow or failing delivery does not hold up the rest."""
 
     def __init__(
         self,
@@ -59,6 +60,7 @@ class EventDispatcher:
         max_attempts: int = 50,
         initial_backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
+        workers: int = 4,
     ) -> None:
         self.send = send
         self.max_attempts = max_attempts
@@ -70,10 +72,14 @@ class EventDispatcher:
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="eventarc-dispatch", daemon=True)
+        self._in_flight = 0
+        self._threads = [
+            threading.Thread(target=self._run, name=f"eventarc-dispatch-{i}", daemon=True) for i in range(workers)
+        ]
 
     def start(self) -> EventDispatcher:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def submit(self, headers: dict[str, str], body: bytes) -> None:
@@ -82,14 +88,16 @@ class EventDispatcher:
             self._cond.notify()
 
     def pending(self) -> int:
+        """Deliveries not yet acknowledged (queued, waiting for a retry, or in flight)."""
         with self._cond:
-            return len(self._heap)
+            return len(self._heap) + self._in_flight
 
     def stop(self) -> None:
         with self._cond:
             self._stopped = True
-            self._cond.notify()
-        self._thread.join(timeout=10)
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=10)
 
     def _run(self) -> None:
         while True:
@@ -99,31 +107,34 @@ class EventDispatcher:
                 if self._stopped:
                     return
                 delivery = heapq.heappop(self._heap)
+                self._in_flight += 1
             try:
                 status = self.send(delivery.headers, delivery.body)
             except Exception as exc:  # the app itself failed: same as a 500
                 logger.warning("event delivery raised: %s", exc)
                 status = 500
-            if 200 <= status < 300:
-                self.delivered += 1
-                continue
-            if delivery.attempt >= self.max_attempts:
-                self.dropped += 1
-                logger.error("event %s dropped after %d attempts", delivery.headers.get("ce-id"), delivery.attempt)
-                continue
+            delivered = 200 <= status < 300
+            exhausted = not delivered and delivery.attempt >= self.max_attempts
             backoff = min(self.max_backoff_s, self.initial_backoff_s * 2 ** (delivery.attempt - 1))
-            logger.warning(
-                "event %s answered %d; retry %d in %.1f s",
-                delivery.headers.get("ce-id"),
-                status,
-                delivery.attempt,
-                backoff,
-            )
             with self._cond:
-                delivery.attempt += 1
-                delivery.due = time.monotonic() + backoff
-                delivery.seq = next(self._seq)
-                heapq.heappush(self._heap, delivery)
+                self._in_flight -= 1
+                if delivered:
+                    self.delivered += 1
+                elif exhausted:
+                    self.dropped += 1
+                else:
+                    delivery.attempt += 1
+                    delivery.due = time.monotonic() + backoff
+                    delivery.seq = next(self._seq)
+                    heapq.heappush(self._heap, delivery)
+                    self._cond.notify()  # a waiting worker may need to wake earlier than it planned
+            event_id = delivery.headers.get("ce-id")
+            if exhausted:
+                logger.error("event %s dropped after %d attempts", event_id, delivery.attempt)
+            elif not delivered:
+                logger.warning(
+                    "event %s answered %d; retry %d in %.1f s", event_id, status, delivery.attempt - 1, backoff
+                )
 
 
 class FirestoreTrigger:
@@ -249,10 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     source = str(ROOT / "main.py")
     http_app = functions_framework.create_app("http", source, "http")
     event_app = functions_framework.create_app("on_firestore_event", source, "cloudevent")
-    event_client = event_app.test_client()
 
     def send(headers: dict[str, str], body: bytes) -> int:
-        return int(event_client.post("/", headers=headers, data=body).status_code)
+        # A client per delivery: the dispatcher's workers post concurrently.
+        return int(event_app.test_client().post("/", headers=headers, data=body).status_code)
 
     dispatcher = EventDispatcher(send, max_attempts=args.max_attempts).start()
     trigger = None
