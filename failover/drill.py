@@ -231,7 +231,10 @@ class Drill:
         self.event("route 53 configured", f"zone {created.hosted_zone_id}, health check {created.health_check_id}")
 
         # 3. Data plane: checkers + DNS.
-        self.plane = DataPlane(r53, [created.health_check_id], checkers=drill.checkers, scale=self.scale).start()
+        checks = [created.health_check_id] + (
+            [created.secondary_health_check_id] if created.secondary_health_check_id else []
+        )
+        self.plane = DataPlane(r53, checks, checkers=drill.checkers, scale=self.scale).start()
         stack.callback(self.plane.stop)
         self.resolver = FailoverResolver(
             api_records_reader(r53, created.hosted_zone_id),

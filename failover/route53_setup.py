@@ -34,6 +34,7 @@ class Created:
     hosted_zone_id: str
     health_check_id: str
     record_name: str
+    secondary_health_check_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,32 +48,42 @@ class FailoverRecord:
     health_check_id: str | None
 
 
-def health_check_config(config: FailoverConfig, local: LocalTargets | None = None) -> dict[str, Any]:
-    """HealthCheckConfig of the primary's check (production, or the drill's loopback override)."""
+def health_check_config(
+    config: FailoverConfig, local: LocalTargets | None = None, role: str = "PRIMARY"
+) -> dict[str, Any]:
+    """HealthCheckConfig of a record's check (production, or the drill's loopback override).
+
+    The primary always has one; the secondary only when failover.yml gives it ``healthCheck: true``
+    (same path, interval and threshold, probing the secondary's target)."""
     hc = config.health_check
+    endpoint = config.primary if role == "PRIMARY" else config.secondary
     shape: dict[str, Any] = {
         "Type": hc.type,
         "ResourcePath": hc.resource_path,
         "Port": hc.port,
         "RequestInterval": hc.request_interval,
         "FailureThreshold": hc.failure_threshold,
-        "FullyQualifiedDomainName": config.primary.target,
+        "FullyQualifiedDomainName": endpoint.target,
     }
     if local is not None:
-        # Locally there is no TLS and no public name: probe the primary's loopback address.
-        shape.update(Type="HTTP", Port=local.port, IPAddress=local.primary_address)
+        # Locally there is no TLS and no public name: probe the cloud's loopback address.
+        address = local.primary_address if role == "PRIMARY" else local.secondary_address
+        shape.update(Type="HTTP", Port=local.port, IPAddress=address)
         del shape["FullyQualifiedDomainName"]
     return shape
 
 
 def record_sets(
-    config: FailoverConfig, health_check_id: str, local: LocalTargets | None = None
+    config: FailoverConfig,
+    health_check_id: str,
+    local: LocalTargets | None = None,
+    secondary_health_check_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """The PRIMARY and SECONDARY failover record sets (ResourceRecordSet shapes)."""
     records = []
-    for role, endpoint, address in (
-        ("PRIMARY", config.primary, local.primary_address if local else ""),
-        ("SECONDARY", config.secondary, local.secondary_address if local else ""),
+    for role, endpoint, address, check_id in (
+        ("PRIMARY", config.primary, local.primary_address if local else "", health_check_id),
+        ("SECONDARY", config.secondary, local.secondary_address if local else "", secondary_health_check_id),
     ):
         record: dict[str, Any] = {
             "Name": config.fqdn,
@@ -82,28 +93,34 @@ def record_sets(
             "TTL": config.ttl,
             "ResourceRecords": [{"Value": address if local else endpoint.target}],
         }
-        if endpoint.health_check:
-            record["HealthCheckId"] = health_check_id
+        if endpoint.health_check and check_id:
+            record["HealthCheckId"] = check_id
         records.append(record)
     return records
 
 
 def create(client: Any, config: FailoverConfig, local: LocalTargets) -> Created:
-    """Create the hosted zone, the primary's health check and both failover records (drill only)."""
+    """Create the hosted zone, the health check(s) and both failover records (drill only)."""
     zone = client.create_hosted_zone(Name=config.hosted_zone_name, CallerReference=f"overcast-drill-{uuid.uuid4()}")
     zone_id = zone["HostedZone"]["Id"].split("/")[-1]
-    check = client.create_health_check(
-        CallerReference=f"overcast-drill-{uuid.uuid4()}", HealthCheckConfig=health_check_config(config, local)
-    )
-    check_id = check["HealthCheck"]["Id"]
+
+    def new_check(role: str) -> str:
+        check = client.create_health_check(
+            CallerReference=f"overcast-drill-{uuid.uuid4()}", HealthCheckConfig=health_check_config(config, local, role)
+        )
+        return str(check["HealthCheck"]["Id"])
+
+    check_id = new_check("PRIMARY")
+    secondary_id = new_check("SECONDARY") if config.secondary.health_check else None
+    records = record_sets(config, check_id, local, secondary_id)
     client.change_resource_record_sets(
         HostedZoneId=zone_id,
         ChangeBatch={
             "Comment": "overcast failover drill",
-            "Changes": [{"Action": "CREATE", "ResourceRecordSet": r} for r in record_sets(config, check_id, local)],
+            "Changes": [{"Action": "CREATE", "ResourceRecordSet": r} for r in records],
         },
     )
-    return Created(zone_id, check_id, config.fqdn)
+    return Created(zone_id, check_id, config.fqdn, secondary_id)
 
 
 def find_zone_id(client: Any, zone_name: str) -> str:

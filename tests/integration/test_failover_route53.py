@@ -121,3 +121,48 @@ def test_load_follows_dns_with_ttl_and_retries_writes_with_the_same_key(failover
     # nothing moved before the TTL-cached answer could have expired (TTL 6 s at this scale)
     first_secondary = min(a.start for a in attempts if a.address == "127.0.0.3")
     assert first_secondary > 10 * SCALE * 2 * 0.8
+
+
+def test_secondary_with_its_own_check_and_all_unhealthy_answers_primary(moto_server: Any, loopback_clouds: Any) -> None:
+    """failover.yml `secondary.healthCheck: true` gets the secondary its own check; when both
+    checks are unhealthy Route 53 answers the primary."""
+    from dataclasses import replace
+
+    from failover import config as cfgmod
+    from failover.dns_server import FailoverResolver, api_records_reader
+    from failover.healthcheck import DataPlane
+    from failover.route53_setup import LocalTargets, create
+
+    base = cfgmod.load()
+    config = replace(base, secondary=replace(base.secondary, health_check=True))
+    r53 = moto_server.client("route53")
+    local = LocalTargets(
+        loopback_clouds.primary.address, loopback_clouds.secondary.address, loopback_clouds.primary.port
+    )
+    created = create(r53, config, local)
+    assert created.secondary_health_check_id and created.secondary_health_check_id != created.health_check_id
+    secondary_check = r53.get_health_check(HealthCheckId=created.secondary_health_check_id)["HealthCheck"]
+    assert secondary_check["HealthCheckConfig"]["IPAddress"] == "127.0.0.3"
+    records = {r.role: r for r in read_failover(r53, created.hosted_zone_id)}
+    assert records["SECONDARY"].health_check_id == created.secondary_health_check_id
+    plane = DataPlane(
+        r53, [created.health_check_id, created.secondary_health_check_id], checkers=8, scale=SCALE
+    ).start()
+    try:
+        resolver = FailoverResolver(api_records_reader(r53, created.hosted_zone_id), plane.is_healthy, scale=SCALE)
+
+        def answer() -> str:
+            record = resolver.answer_for(config.domain)
+            return record.values[0] if record else ""
+
+        bound = 10 * SCALE * 3 + 1.5
+        r53.update_health_check(HealthCheckId=created.secondary_health_check_id, Inverted=True)
+        wait_until(lambda: not plane.is_healthy(created.secondary_health_check_id), bound, "secondary unhealthy")
+        assert answer() == "127.0.0.2"  # the primary is healthy: nothing moves
+        r53.update_health_check(HealthCheckId=created.health_check_id, Inverted=True)
+        wait_until(lambda: not plane.is_healthy(created.health_check_id), bound, "primary unhealthy")
+        assert answer() == "127.0.0.2"  # both unhealthy: Route 53 answers the primary
+        r53.update_health_check(HealthCheckId=created.secondary_health_check_id, Inverted=False)
+        wait_until(lambda: answer() == "127.0.0.3", bound, "the healthy secondary answers")
+    finally:
+        plane.stop()
