@@ -283,8 +283,12 @@ class Drill:
 
         # An interrupted drill is torn down whole (moto, clouds, proxy), so nothing to restore then.
         ctx = faultmod.FaultContext(primary, r53, created.health_check_id, proxy)
-        t_fault = self.event("fault injected", self.fault.description).t
+        # The fault counts from the moment it is in effect: stopping a process can take seconds
+        # (the mesh stops a cloud's scheduler before it SIGKILLs the runtime).
+        began = time.monotonic()
         self.fault.inject(ctx)
+        took = time.monotonic() - began
+        t_fault = self.event("fault injected", f"{self.fault.description} (in effect after {took:.1f} s)").t
         self._track_pids()
         self._wait_for(lambda: not self.plane_healthy(), t.bound_s * 2 + 10, "health check never went unhealthy")
         self.event("primary unhealthy", "DNS now answers SECONDARY")
