@@ -202,10 +202,10 @@ def draw(result: dict[str, Any], path: Path) -> Path:
     verdict = "PASS" if m["passed"] else "FAIL"
     fig.suptitle(
         f"Failover drill ({result['fault']}, {'time scale ' + format(t['scale'], 'g') if result['mode'] == 'fast' else 'real timings'}): "
-        f"detected {_fmt(m['detect_s'])}, all traffic on {secondary} after {_fmt(m['all_on_secondary_s'])} (bound {m['bound_s']:g} s), "
+        f"detected {_fmt(m['detect_s'])}, all traffic on {secondary} after {_fmt(m['all_on_secondary_s'])} (bound {m['bound_s']:g} s)\n"
         f"failed attempts {m['failed_requests']} (operations {m['failed_operations']}), back on {primary} after {_fmt(m['failback_s'])}, "
         f"lost {m['lost']}, duplicated {m['duplicated']} — {verdict}",
-        fontsize=10.5,
+        fontsize=11,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
