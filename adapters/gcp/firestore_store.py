@@ -112,7 +112,7 @@ class FirestoreMessageStore(MessageStore):
                         code="store_contention",
                     ) from exc.__cause__
                 # Jittered exponential backoff: writers that collided should not collide again.
-                time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
+                time.sleep(random.uniform(0, min(2.0, 0.1 * 2**attempt)))
         raise AssertionError("unreachable")
 
     def _write_if_newer(self, reference: firestore.DocumentReference, record: dict[str, Any]) -> bool:
