@@ -241,3 +241,47 @@ def test_the_zip_alone_serves_a_request(packaged: Any, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     response = json.loads(out.stdout.strip().splitlines()[-1])
     assert response["statusCode"] == 200 and json.loads(response["body"])["status"] == "ok"
+
+
+def test_stage_region_and_params_drive_the_template(tmp_path: Path) -> None:
+    """A production-style package: stage, region and params change names, the failover switch
+    and the peers, and nothing else needs editing."""
+    from tools.packaging import package
+
+    from .conftest import require_node_modules
+
+    require_node_modules()
+    certificate = "arn:aws:acm:eu-west-1:111122223333:certificate/00000000-0000-4000-8000-000000000000"
+    peers = '[{"name": "azure", "url": "https://azure.api.example.com/api"}]'
+    args = (
+        "--stage",
+        "prod",
+        "--region",
+        "eu-west-1",
+        "--param",
+        f"certificateArn={certificate}",
+        "--param",
+        f"peers={peers}",
+    )
+    out = package("aws", tmp_path / "prod", extra_args=args, timeout=300)
+    template = json.loads((out / TEMPLATE).read_text())
+    assert table(template)["Properties"]["TableName"] == "overcast-prod-messages"
+    assert template["Conditions"]["ServesFailoverDomain"] == {"Fn::Not": [{"Fn::Equals": [certificate, ""]}]}
+    http = template["Resources"]["HttpLambdaFunction"]["Properties"]
+    assert json.loads(http["Environment"]["Variables"]["OVERCAST_PEERS"]) == json.loads(peers)
+    assert http["Environment"]["Variables"]["OVERCAST_REPLICATION_SECRET"] == (
+        "{{resolve:secretsmanager:overcast/prod/replication:SecretString}}"
+    )
+    domain = template["Resources"]["PrimaryDomain"]["Properties"]["DomainNameConfigurations"][0]
+    assert domain["CertificateArn"] == certificate
+    state = json.loads((out / "serverless-state.json").read_text())
+    assert state["service"]["provider"]["region"] == "eu-west-1"
+
+
+def test_default_stage_deploys_no_dns(template: dict[str, Any]) -> None:
+    """Without a certificate (dev stages), the custom domains and every Route 53 resource are
+    conditioned off, so a stray deploy cannot change the production records."""
+    assert template["Conditions"]["ServesFailoverDomain"] == {"Fn::Not": [{"Fn::Equals": ["", ""]}]}
+    for kind in ("AWS::Route53::HealthCheck", "AWS::Route53::RecordSet", "AWS::ApiGatewayV2::DomainName"):
+        for resource in of_type(template, kind).values():
+            assert resource["Condition"] == "ServesFailoverDomain"
