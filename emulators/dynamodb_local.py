@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import signal
 import subprocess
@@ -91,13 +92,15 @@ def bind_shim() -> Path:
     if target.is_file():
         return target
     SHIM_DIR.mkdir(parents=True, exist_ok=True)
-    source = SHIM_DIR / f"bind_loopback-{digest}.c"
+    # Unique scratch names: two test sessions may compile at the same time; the rename is atomic.
+    source = SHIM_DIR / f"bind_loopback-{digest}-{os.getpid()}.c"
     source.write_text(_SHIM_SOURCE)
     compiler = shutil.which("cc") or shutil.which("gcc") or "cc"
-    partial = target.with_suffix(".tmp")
+    partial = SHIM_DIR / f"bind_loopback-{digest}-{os.getpid()}.tmp"
     result = subprocess.run(
         [compiler, "-shared", "-fPIC", "-O2", "-o", str(partial), str(source), "-ldl"], capture_output=True, text=True
     )
+    source.unlink(missing_ok=True)
     if result.returncode != 0:
         raise ServerStartError(f"cannot compile the loopback bind shim:\n{result.stderr}")
     partial.replace(target)
