@@ -24,6 +24,8 @@ apt_install() {  # only when something is missing, and only as root
 # Cosmos DB / CouchDB emulator servers.
 command -v java >/dev/null || apt_install openjdk-17-jre-headless
 command -v node >/dev/null || apt_install nodejs npm
+# DynamoDB Local has no bind-address option: its launcher preloads a tiny C shim, built with cc.
+command -v cc >/dev/null || command -v gcc >/dev/null || apt_install gcc libc6-dev
 
 "$PYTHON" - <<'PY' || { echo "Python 3.11+ is required (set PYTHON=...)" >&2; exit 1; }
 import sys; sys.exit(sys.version_info < (3, 11))
