@@ -178,7 +178,7 @@ def run_live(config: FailoverConfig, opts: LiveOptions) -> int:
             set_inverted(client, check_id, True)
             record["inverted_at"] = time.monotonic() - epoch
             moved = _watch(
-                client, check_id, watcher, before, lambda a: _moved(a, before), timeout, epoch, record, say, "moved"
+                client, check_id, watcher, before, lambda a: _moved(a, before), timeout, epoch, record, say, "failover"
             )
             record["moved_after_s"] = moved
             if moved is None:
@@ -206,7 +206,7 @@ def run_live(config: FailoverConfig, opts: LiveOptions) -> int:
             if in_main:
                 for sig in previous:
                     signal.signal(sig, interrupted)
-        back = _watch(client, check_id, watcher, before, lambda a: a == before, timeout, epoch, record, say, "back")
+        back = _watch(client, check_id, watcher, before, lambda a: a == before, timeout, epoch, record, say, "failback")
         record["back_after_s"] = back
         if back is None:
             code = 1
@@ -270,7 +270,7 @@ def _watch(
         status = health_status(client, check_id)
         record["watch"].append({"t": now - epoch, "phase": phase, "answers": answers, "status": status})
         say(
-            f"[{now - epoch:6.1f}s] {phase:<5} health {status}; DNS "
+            f"[{now - epoch:6.1f}s] {phase:<8} health {status}; DNS "
             + "; ".join(f"{r} → {a}" for r, a in answers.items())
         )
         if done(answers):

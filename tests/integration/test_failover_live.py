@@ -89,7 +89,7 @@ def test_confirm_inverts_sees_dns_move_and_restores(failover_plane: FailoverPlan
     assert seen_inverted, "the check was never inverted"
     assert not fp.inverted()
     assert fp.snapshot() == before
-    assert "moved health" in out and "127.0.0.3" in out  # DNS watched through our resolver moved
+    assert "failover health" in out and "127.0.0.3" in out  # DNS watched through our resolver moved
     assert "UpdateHealthCheck Inverted=false" in out
     report = (tmp_path / "out" / "live.json").read_text()
     assert '"moved_after_s"' in report and '"back_after_s"' in report
