@@ -8,7 +8,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from bench.load import drive, post_body
+from bench.load import LoadResult, drive, post_body
 from bench.report import Section, import_time
 from emulators.base import ServerProcess, free_port
 
@@ -35,7 +35,7 @@ def run(report: Section) -> None:
             _line(report, "GET /channels/{c}/messages?limit=20", lists)
 
 
-def _line(report: Section, name: str, result) -> None:  # type: ignore[no-untyped-def]
+def _line(report: Section, name: str, result: LoadResult) -> None:
     report.figure(f"{name} req/s ({CONNECTIONS} conns)", round(result.per_second, 1), "req/s")
     report.figure(f"{name} p50 latency", round(result.percentile(50), 2), "ms")
     report.figure(f"{name} p99 latency", round(result.percentile(99), 2), "ms")

@@ -36,6 +36,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from runtime.mesh import Cloud
+
 logger = logging.getLogger("overcast.runtime.aws")
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 HTTP_TIMEOUT_S = 29.0  # API Gateway's integration timeout
@@ -445,6 +447,35 @@ def main(argv: list[str] | None = None) -> int:
         if poller:
             poller.stop()
     return 0
+
+
+class AwsCloud(Cloud):
+    """An AWS cloud in ``runtime.mesh``: moto server (DynamoDB + Streams) on the cloud's address."""
+
+    kind = "aws"
+    scheduled_entrypoint = "handlers.aws:anti_entropy"  # EventBridge schedule in serverless.aws.yml
+    table = "overcast-messages"
+
+    def start_emulator(self) -> None:
+        from emulators.moto import MotoServer
+
+        moto = MotoServer(host=self.host, port=self._emulator_port(self.host))
+        self.emulator, self.emulator_process = moto, moto.process
+        self.store_spec = f"dynamodb://{self.table}?endpoint={moto.url}&region=us-east-1"
+        moto.start()
+
+    def kind_args(self) -> list[str]:
+        return ["--dynamodb-endpoint", self.emulator.url, "--table", self.table, "--create-table"]
+
+    def store_env(self) -> dict[str, str]:
+        return {
+            "OVERCAST_DYNAMODB_TABLE": self.table,
+            "OVERCAST_DYNAMODB_ENDPOINT": self.emulator.url,
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from core.logs import get_logger, log
 from core.model import Message, Version
 from core.ports import MessageStore
 from core.replication import iter_changes
+from runtime.mesh import Cloud
 
 logger = get_logger("runtime.azure")
 _MAX_READ = 8 * 1024 * 1024
@@ -378,6 +379,27 @@ def main(argv: list[str] | None = None) -> int:
         overcast.store.close()
     print("stopped", flush=True)
     return 0
+
+
+class AzureCloud(Cloud):
+    """An Azure cloud in ``runtime.mesh``: cosmosdb-server on the cloud's address; this host runs
+    its own anti-entropy timer, like the Functions timer trigger."""
+
+    kind = "azure"
+    own_timer = True
+    database, container = "overcast", "messages"
+
+    def start_emulator(self) -> None:
+        from emulators.cosmos import CosmosEmulator
+
+        cosmos = CosmosEmulator(host=self.host, port=self._emulator_port(self.host))
+        self.emulator, self.emulator_process = cosmos, cosmos.server
+        self.store_spec = f"cosmos://{self.database}/{self.container}?endpoint={cosmos.endpoint}"
+        cosmos.start()
+
+    def kind_args(self) -> list[str]:
+        args = ["--cosmos-endpoint", self.emulator.endpoint, "--cosmos-key", self.emulator.key]
+        return [*args, "--database", self.database, "--container", self.container, "--create"]
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.mesh import Cloud
+
 ROOT = Path(__file__).resolve().parent.parent
 logger = logging.getLogger("overcast.runtime.gcp")
 
@@ -293,6 +295,33 @@ def main(argv: list[str] | None = None) -> int:
             dispatcher.pending(),
         )
     return 0
+
+
+class GcpCloud(Cloud):
+    """A Google Cloud cloud in ``runtime.mesh``: the Firestore emulator (its JVM binds 127.0.0.1
+    only, so the store is not on the cloud's own address)."""
+
+    kind = "gcp"
+    scheduled_entrypoint = "handlers.gcp:anti_entropy"  # Cloud Scheduler → Pub/Sub in serverless.gcp.yml
+    project = "demo-overcast"
+
+    def start_emulator(self) -> None:
+        from emulators.firestore import FirestoreEmulator
+
+        firestore = FirestoreEmulator(project=self.project, port=self._emulator_port("127.0.0.1"))
+        self.emulator, self.emulator_process = firestore, firestore.server
+        self.store_spec = f"firestore://{self.project}?emulator={firestore.host_port}"
+        firestore.start()
+
+    def kind_args(self) -> list[str]:
+        return ["--firestore-emulator", self.emulator.host_port, "--project", self.project]
+
+    def store_env(self) -> dict[str, str]:
+        return {
+            "FIRESTORE_EMULATOR_HOST": self.emulator.host_port,
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            "OVERCAST_FIRESTORE_PROJECT": self.project,
+        }
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from core.logs import get_logger, log
 from core.model import Message, Version
 from core.ports import MessageStore
 from core.replication import ForwardResult, changes_page
+from runtime.mesh import Cloud
 
 logger = get_logger("runtime.local")
 
@@ -284,6 +285,23 @@ def main(argv: list[str] | None = None) -> int:
         server.server_close()
         store.close()
     return 0
+
+
+class LocalCloud(Cloud):
+    """A local cloud in ``runtime.mesh``: SQLite in the mesh's work directory, no emulator (a store
+    outage is SIGUSR1/SIGUSR2 to this runtime)."""
+
+    kind = "local"
+    own_timer = True
+
+    def _db(self) -> Path:
+        return self.workdir / f"{self.name}.sqlite"
+
+    def start_emulator(self) -> None:
+        self.store_spec = f"sqlite://{self._db()}"
+
+    def kind_args(self) -> list[str]:
+        return ["--db", str(self._db())]
 
 
 if __name__ == "__main__":

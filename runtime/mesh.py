@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import secrets
 import shutil
@@ -58,13 +59,27 @@ if TYPE_CHECKING:
     from core.ports import MessageStore
     from tools.replication.verify import VerifyReport
 
-KIND_HOSTS = {"aws": "127.0.0.2", "azure": "127.0.0.3", "gcp": "127.0.0.4", "local": "127.0.0.5"}
-KINDS = tuple(KIND_HOSTS)
-#: kind → its scheduled anti-entropy function, for kinds whose runtime has no timer of its own.
-SCHEDULED_ENTRYPOINTS = {"aws": "handlers.aws:anti_entropy", "gcp": "handlers.gcp:anti_entropy"}
-TABLE = "overcast-messages"
-COSMOS_DATABASE, COSMOS_CONTAINER = "overcast", "messages"
-FIRESTORE_PROJECT = "demo-overcast"
+#: kind → (its own loopback address, its Cloud subclass as "module:Class"). A class is imported
+#: only when a mesh uses its kind, so the mesh never loads SDKs it does not run. A new provider adds
+#: one line here and a ``Cloud`` subclass in its runtime/<kind>.py (docs/adding-a-provider.md).
+CLOUD_KINDS: dict[str, tuple[str, str]] = {
+    "aws": ("127.0.0.2", "runtime.aws:AwsCloud"),
+    "azure": ("127.0.0.3", "runtime.azure:AzureCloud"),
+    "gcp": ("127.0.0.4", "runtime.gcp:GcpCloud"),
+    "local": ("127.0.0.5", "runtime.local:LocalCloud"),
+    "openwhisk": ("127.0.0.6", "runtime.openwhisk:OpenWhiskCloud"),
+}
+KINDS = tuple(CLOUD_KINDS)
+KIND_HOSTS = {kind: host for kind, (host, _) in CLOUD_KINDS.items()}
+FIRST_EXTRA_HOST = 7  # a second cloud of one kind takes 127.0.0.7 and up
+
+
+def cloud_class(kind: str) -> type[Cloud]:
+    if kind not in CLOUD_KINDS:
+        raise ValueError(f"unknown cloud kind {kind!r}: use {', '.join(KINDS)}")
+    module, _, name = CLOUD_KINDS[kind][1].partition(":")
+    cls: type[Cloud] = getattr(importlib.import_module(module), name)
+    return cls
 
 
 class Emulator(Protocol):
@@ -77,21 +92,30 @@ def secret_var(peer: str) -> str:
 
 
 class Cloud:
-    """One cloud of the mesh: its runtime process, its emulator, its store spec and settings."""
+    """One cloud of the mesh: its runtime process, its emulator, its store spec and settings.
+
+    Subclasses (one per kind, in runtime/<kind>.py) fill in what differs: ``start_emulator``
+    (start the store's emulator and set ``store_spec``), ``kind_args`` (the runtime's flags for
+    that store) and ``store_env`` (the store settings its handlers read). Everything else —
+    processes, faults, peers — is the same for every kind.
+    """
+
+    kind = ""
+    #: The provider's scheduled anti-entropy function ("module:function"), for kinds whose local
+    #: runtime has no timer of its own (the mesh runs a schedule stand-in for them).
+    scheduled_entrypoint: str | None = None
+    #: Whether the kind's runtime runs anti-entropy itself (``--anti-entropy-every-s``).
+    own_timer = False
 
     def __init__(
         self,
         name: str,
-        kind: str,
         host: str,
         workdir: Path,
         runtime_args: Sequence[str] = (),
         port: int | None = None,
     ) -> None:
-        if kind not in KINDS:
-            raise ValueError(f"unknown cloud kind {kind!r}: use {', '.join(KINDS)}")
         self.name = name
-        self.kind = kind
         self.host = host
         self.port = port or free_port(host)
         self.workdir = workdir
@@ -106,6 +130,20 @@ class Cloud:
         self.frozen = False
         self.store_stopped = False
 
+    # -- what differs per kind ---------------------------------------------------------------
+
+    def start_emulator(self) -> None:
+        """Start this cloud's store emulator (if it has one) and set ``store_spec``."""
+        raise NotImplementedError
+
+    def kind_args(self) -> list[str]:
+        """The runtime's command-line flags that point it at its store."""
+        raise NotImplementedError
+
+    def store_env(self) -> dict[str, str]:
+        """The store settings the provider's handlers read (what the runtimes set for them)."""
+        return {}
+
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
@@ -116,30 +154,6 @@ class Cloud:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start_emulator(self) -> None:
-        if self.kind == "aws":
-            from emulators.moto import MotoServer
-
-            moto = MotoServer(host=self.host, port=self._emulator_port(self.host))
-            self.emulator, self.emulator_process = moto, moto.process
-            self.store_spec = f"dynamodb://{TABLE}?endpoint={moto.url}&region=us-east-1"
-        elif self.kind == "azure":
-            from emulators.cosmos import CosmosEmulator
-
-            cosmos = CosmosEmulator(host=self.host, port=self._emulator_port(self.host))
-            self.emulator, self.emulator_process = cosmos, cosmos.server
-            self.store_spec = f"cosmos://{COSMOS_DATABASE}/{COSMOS_CONTAINER}?endpoint={cosmos.endpoint}"
-        elif self.kind == "gcp":
-            from emulators.firestore import FirestoreEmulator
-
-            firestore = FirestoreEmulator(project=FIRESTORE_PROJECT, port=self._emulator_port("127.0.0.1"))
-            self.emulator, self.emulator_process = firestore, firestore.server
-            self.store_spec = f"firestore://{FIRESTORE_PROJECT}?emulator={firestore.host_port}"
-        else:
-            self.store_spec = f"sqlite://{self.workdir / (self.name + '.sqlite')}"
-        if self.emulator is not None:
-            self.emulator.start()
-
     def _emulator_port(self, host: str) -> int:
         """A free port for the emulator that is not the runtime's (chosen, not yet bound)."""
         while True:
@@ -149,16 +163,7 @@ class Cloud:
 
     def argv(self) -> list[str]:
         base = [sys.executable, "-m", f"runtime.{self.kind}", "--host", self.host, "--port", str(self.port)]
-        if self.kind == "aws":
-            args = ["--dynamodb-endpoint", self.emulator.url, "--table", TABLE, "--create-table"]
-        elif self.kind == "azure":
-            args = ["--cosmos-endpoint", self.emulator.endpoint, "--cosmos-key", self.emulator.key]
-            args += ["--database", COSMOS_DATABASE, "--container", COSMOS_CONTAINER, "--create"]
-        elif self.kind == "gcp":
-            args = ["--firestore-emulator", self.emulator.host_port, "--project", FIRESTORE_PROJECT]
-        else:
-            args = ["--db", str(self.workdir / (self.name + ".sqlite"))]
-        return base + args + self.runtime_args
+        return base + self.kind_args() + self.runtime_args
 
     def start(self) -> Cloud:
         """Start (or start again) the runtime process; waits until ``/health`` answers 200."""
@@ -184,7 +189,7 @@ class Cloud:
         """Run the provider's scheduled anti-entropy entrypoint every ``every_s`` seconds, in its own
         process, as EventBridge (aws) or Cloud Scheduler (gcp) would. runtime.azure and
         runtime.local have their own timer (``--anti-entropy-every-s``)."""
-        entrypoint = SCHEDULED_ENTRYPOINTS.get(self.kind)
+        entrypoint = self.scheduled_entrypoint
         self.schedule_every_s = every_s
         if entrypoint is None or (self.scheduler and self.scheduler.process):
             return
@@ -198,25 +203,6 @@ class Cloud:
     def _stop_scheduler(self) -> None:
         if self.scheduler:
             self.scheduler.stop(timeout=5)
-
-    def store_env(self) -> dict[str, str]:
-        """The store settings the provider's handlers read (what the runtimes set for them)."""
-        if self.kind == "aws":
-            return {
-                "OVERCAST_DYNAMODB_TABLE": TABLE,
-                "OVERCAST_DYNAMODB_ENDPOINT": self.emulator.url,
-                "AWS_REGION": "us-east-1",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-            }
-        if self.kind == "gcp":
-            return {
-                "FIRESTORE_EMULATOR_HOST": self.emulator.host_port,
-                "GOOGLE_CLOUD_PROJECT": FIRESTORE_PROJECT,
-                "OVERCAST_FIRESTORE_PROJECT": FIRESTORE_PROJECT,
-            }
-        return {}
 
     def stop(self) -> None:
         """Stop the runtime and its scheduler (SIGTERM, then SIGKILL); store and emulator keep running."""
@@ -347,16 +333,17 @@ class Mesh:
         parsed = [_parse(spec) for spec in clouds]
         if len({name for name, _ in parsed}) != len(parsed):
             raise ValueError(f"cloud names must be unique: {clouds}")
-        extra_hosts = iter(f"127.0.0.{n}" for n in range(6, 250))
+        extra_hosts = iter(f"127.0.0.{n}" for n in range(FIRST_EXTRA_HOST, 250))
         taken: set[str] = set()
         members = []
         for name, kind in parsed:
+            kind_class = cloud_class(kind)  # an unknown kind fails here, before anything starts
             host = KIND_HOSTS[kind] if KIND_HOSTS[kind] not in taken else next(extra_hosts)
             taken.add(host)
             args = list((runtime_args or {}).get(kind, ())) + list((runtime_args or {}).get(name, ()))
-            if anti_entropy_every_s > 0 and kind in ("local", "azure"):
+            if anti_entropy_every_s > 0 and kind_class.own_timer:
                 args += ["--anti-entropy-every-s", str(anti_entropy_every_s)]
-            members.append(Cloud(name, kind, host, base, args, port=port))
+            members.append(kind_class(name, host, base, args, port=port))
         mesh = cls(members, base, owns)
         try:
             mesh._wire(env or {})
@@ -364,9 +351,9 @@ class Mesh:
                 cloud.start_emulator()
             mesh.write_config()
             _start_all(members)
-            if anti_entropy_every_s > 0:  # runtime.azure and runtime.local run their own timers
+            if anti_entropy_every_s > 0:  # kinds with their own timer got --anti-entropy-every-s
                 for cloud in members:
-                    if cloud.kind in SCHEDULED_ENTRYPOINTS:
+                    if cloud.scheduled_entrypoint:
                         cloud.start_scheduler(anti_entropy_every_s)
         except BaseException:
             mesh.close()

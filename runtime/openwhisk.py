@@ -31,16 +31,13 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from runtime.mesh import Cloud
-
-if TYPE_CHECKING:
-    from emulators.pouchdb import PouchDBServer
 
 logger = logging.getLogger("overcast.runtime.openwhisk")
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -251,19 +248,12 @@ DATABASE = "overcast"
 
 
 class OpenWhiskCloud(Cloud):
-    """An OpenWhisk cloud for ``runtime.mesh``: pouchdb-server + this runtime on its own address.
+    """An OpenWhisk cloud in ``runtime.mesh``: pouchdb-server + this runtime on its own address.
+    Registered in ``runtime.mesh.CLOUD_KINDS``, so ``Mesh.start(["aws", "azure", "openwhisk"])``
+    joins it to the mesh by configuration."""
 
-    runtime.mesh knows its four kinds by name; this subclass supplies the two kind-specific
-    pieces (the emulator and the runtime's argv) so a mesh can include OpenWhisk by configuration:
-    ``start_mesh(["aws", "azure"], openwhisk=["openwhisk"])``.
-    """
-
-    def __init__(
-        self, name: str, host: str, workdir: Path, runtime_args: Sequence[str] = (), port: int | None = None
-    ) -> None:
-        super().__init__(name, "local", host, workdir, runtime_args, port=port)  # "local": a kind Cloud accepts
-        self.kind = "openwhisk"
-        self.emulator: PouchDBServer | None = None
+    kind = "openwhisk"
+    own_timer = True  # the alarm trigger's stand-in: --anti-entropy-every-s
 
     def start_emulator(self) -> None:
         from emulators.pouchdb import PouchDBServer
@@ -274,62 +264,11 @@ class OpenWhiskCloud(Cloud):
         couch.start()
 
     def store_env(self) -> dict[str, str]:
-        assert self.emulator is not None, "start_emulator() first"
         return {"CLOUDANT_URL": self.emulator.url, "CLOUDANT_DB": DATABASE}
 
-    def argv(self) -> list[str]:
-        assert self.emulator is not None, "start_emulator() first"
-        return [
-            sys.executable,
-            "-m",
-            "runtime.openwhisk",
-            "--host",
-            self.host,
-            "--port",
-            str(self.port),
-            "--couch-url",
-            self.emulator.url,
-            "--db",
-            DATABASE,
-            "--create",
-            "--checkpoint",
-            str(self.workdir / f"{self.name}.changes-since"),
-            *self.runtime_args,
-        ]
-
-
-def start_mesh(
-    clouds: Sequence[str],
-    *,
-    openwhisk: Sequence[str] = ("openwhisk",),
-    workdir: str | Path | None = None,
-    env: dict[str, str] | None = None,
-) -> Any:
-    """``runtime.mesh.Mesh.start`` with OpenWhisk clouds added (each on 127.0.0.6 and up, after
-    the built-in kinds' addresses). Peers, secrets and the mesh file are wired by the mesh itself."""
-    import tempfile
-
-    from runtime import mesh as mesh_module
-
-    base = Path(tempfile.mkdtemp(prefix="mesh-", dir=mesh_module._run_dir())) if workdir is None else Path(workdir)
-    base.mkdir(parents=True, exist_ok=True)
-    members: list[Cloud] = []
-    for spec in clouds:
-        name, kind = mesh_module._parse(spec)
-        members.append(Cloud(name, kind, mesh_module.KIND_HOSTS[kind], base))
-    for n, name in enumerate(openwhisk):
-        members.append(OpenWhiskCloud(name, f"127.0.0.{6 + n}", base))
-    built = mesh_module.Mesh(members, base, workdir is None)
-    try:
-        built._wire(env or {})
-        for cloud in members:
-            cloud.start_emulator()
-        built.write_config()
-        mesh_module._start_all(members)
-    except BaseException:
-        built.close()
-        raise
-    return built
+    def kind_args(self) -> list[str]:
+        checkpoint = self.workdir / f"{self.name}.changes-since"  # the feed position survives restarts
+        return ["--couch-url", self.emulator.url, "--db", DATABASE, "--create", "--checkpoint", str(checkpoint)]
 
 
 def main(argv: list[str] | None = None) -> int:

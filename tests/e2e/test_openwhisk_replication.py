@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from runtime.openwhisk import start_mesh
+from runtime.mesh import Mesh
 
 pytestmark = [pytest.mark.emulator("moto"), pytest.mark.emulator("cosmos"), pytest.mark.emulator("pouchdb")]
 pytestmark.append(pytest.mark.slow)
@@ -57,7 +57,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         if os.environ.get("CI"):
             pytest.fail(f"OpenWhisk replication e2e cannot run: {reason}")
         pytest.skip(f"OPENWHISK REPLICATION E2E NOT RUN: {reason}")
-    running = start_mesh(["aws", "azure"], openwhisk=["openwhisk"], workdir=tmp_path_factory.mktemp("mesh"))
+    running = Mesh.start(["aws", "azure", "openwhisk"], workdir=tmp_path_factory.mktemp("mesh"))
     try:
         yield running
     finally:

@@ -369,6 +369,12 @@ def _check_replication(name: str, root: Path, probe: dict[str, object]) -> Check
         )
     if not (root / "runtime" / f"{name}.py").is_file():
         missing.append(f"runtime/{name}.py does not exist (a local stand-in for the platform, for e2e and the mesh)")
+    mesh = root / "runtime" / "mesh.py"
+    if mesh.is_file() and f'"{name}": (' not in mesh.read_text():
+        missing.append(
+            f'runtime/mesh.py: CLOUD_KINDS has no "{name}" entry (its loopback address and the Cloud '
+            f'subclass in runtime/{name}.py), so Mesh.start([..., "{name}"]) cannot run it'
+        )
     title = "store spec registered for verify/repair; local runtime for the mesh"
     if schemes:
         title += f" ({', '.join(str(s) + '://' for s in schemes)})"

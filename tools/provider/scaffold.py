@@ -109,7 +109,8 @@ def manual_steps(name: str) -> tuple[str, ...]:
         f"tools/replication/stores.py: add a `<scheme>` opener to OPENERS and adapters.{name}.store to "
         "STORE_CLASSES, so verify/repair and the mesh can open the store from a spec string",
         f"runtime/{name}.py: a local stand-in for the platform (HTTP + change feed → handlers.{name}), "
-        "for e2e and replication tests (see runtime/gcp.py, runtime/azure.py)",
+        "for e2e and replication tests (see runtime/gcp.py, runtime/azure.py), with a runtime.mesh.Cloud "
+        f'subclass registered by one line in runtime/mesh.py CLOUD_KINDS ("{name}": (address, "runtime.{name}:...Cloud"))',
         "record real payloads into tests/events/{name}/ (see its README.md)".replace("{name}", name),
     )
 
