@@ -64,10 +64,17 @@ class HybridLogicalClock:
     servers handle requests on several threads.
     """
 
-    def __init__(self, origin: str, now_ms: Callable[[], int] | None = None) -> None:
+    #: How far ahead of this machine's wall clock an observed version may pull the clock. A peer
+    #: whose clock is broken (hours ahead) must not drag every replica's versions into its future.
+    DEFAULT_MAX_DRIFT_MS = 60_000
+
+    def __init__(
+        self, origin: str, now_ms: Callable[[], int] | None = None, max_drift_ms: int = DEFAULT_MAX_DRIFT_MS
+    ) -> None:
         if not ORIGIN_RE.match(origin):
             raise ValidationError(f"invalid origin {origin!r}: use 1-32 of [a-z0-9-]")
         self.origin = origin
+        self.max_drift_ms = max_drift_ms
         self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
         self._last = Version(0, 0, origin)
         self._lock = threading.Lock()
@@ -81,13 +88,20 @@ class HybridLogicalClock:
                 self._last = self._bump(self._last.physical_ms, self._last.counter)
             return self._last
 
-    def observe(self, remote: Version) -> None:
-        """Move past a version seen from elsewhere, so the next local write orders after it."""
+    def observe(self, remote: Version, *, force: bool = False) -> bool:
+        """Move past a version seen from elsewhere, so the next local write orders after it.
+
+        A version more than ``max_drift_ms`` ahead of the wall clock is not followed (returns
+        False; the caller logs it) unless ``force``: a write that must supersede that very record
+        (a delete of it) follows it anyway."""
         with self._lock:
+            if not force and remote.physical_ms > self._now_ms() + self.max_drift_ms:
+                return False
             if remote.physical_ms > self._last.physical_ms or (
                 remote.physical_ms == self._last.physical_ms and remote.counter > self._last.counter
             ):
                 self._last = Version(remote.physical_ms, remote.counter, self.origin)
+            return True
 
     def _bump(self, physical: int, counter: int) -> Version:
         if counter >= _MAX_COUNTER:  # a million writes in one ms: borrow the next millisecond

@@ -103,7 +103,7 @@ class MessageService:
         validate_message_id(message_id)
         existing = self.get(channel, message_id)
         for _ in range(5):
-            self.clock.observe(existing.version)
+            self.clock.observe(existing.version, force=True)  # the tombstone must supersede it
             if self.store.put_if_newer(existing.tombstone(self.clock.tick())):
                 log(logger, logging.INFO, "message deleted", channel=channel, id=message_id)
                 return
@@ -120,7 +120,14 @@ class MessageService:
         """Last-writer-wins merge of records from a peer. Re-delivery and reordering are harmless."""
         applied = ignored = 0
         for message in messages:
-            self.clock.observe(message.version)
+            if not self.clock.observe(message.version):
+                log(
+                    logger,
+                    logging.WARNING,
+                    "replicated version is far ahead of this clock; applied, not followed",
+                    origin=message.origin,
+                    version=str(message.version),
+                )
             if self.store.put_if_newer(message):
                 applied += 1
             else:

@@ -207,3 +207,16 @@ def test_logs_are_json_lines_with_the_request_id(api: ApiClient, capsys) -> None
     request_lines = [line for line in lines if line["msg"] == "request"]
     assert request_lines and request_lines[-1]["request_id"] == "trace-me"
     assert request_lines[-1]["provider"] == "aws" and request_lines[-1]["status"] == 200
+
+
+def test_delete_supersedes_a_record_from_a_peer_whose_clock_runs_far_ahead(
+    api: ApiClient, store: InMemoryMessageStore, clock: ManualClock
+) -> None:
+    from core.model import Message, Version, new_message_id
+
+    future = Version(clock.ms + 3_600_000, 0, "gcp")
+    message = Message("london", new_message_id(clock.ms), "eve", "from the future", clock.ms, future)
+    assert api.overcast.service.apply_replicated([message]).applied == 1
+    assert api.overcast.clock.tick().physical_ms < future.physical_ms  # the clock was not dragged ahead
+    assert api.delete(f"{MESSAGES}/{message.id}").status == 204
+    assert api.get(f"{MESSAGES}/{message.id}").status == 404

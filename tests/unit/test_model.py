@@ -83,3 +83,19 @@ def test_record_round_trip_and_validation() -> None:
     for broken in [{}, {**message.to_record(), "channel": "Bad Channel"}, {**message.to_record(), "version": "x"}]:
         with pytest.raises(ValidationError):
             Message.from_record(broken)
+
+
+def test_hlc_does_not_follow_a_peer_clock_far_in_the_future() -> None:
+    clock = HybridLogicalClock("azure", lambda: 1_000_000, max_drift_ms=60_000)
+    broken_peer = Version(1_000_000 + 3_600_000, 0, "aws")  # an hour ahead
+    assert clock.observe(broken_peer) is False
+    assert clock.tick().physical_ms == 1_000_000  # local writes keep real time
+    assert clock.observe(Version(1_000_000 + 30_000, 4, "aws")) is True  # within the drift bound
+    assert clock.tick() > Version(1_000_000 + 30_000, 4, "aws")
+
+
+def test_hlc_forced_observe_orders_a_write_after_even_a_future_version() -> None:
+    clock = HybridLogicalClock("azure", lambda: 1_000_000, max_drift_ms=60_000)
+    future = Version(1_000_000 + 3_600_000, 0, "aws")
+    assert clock.observe(future, force=True) is True
+    assert clock.tick() > future
