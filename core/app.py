@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from core import anti_entropy, replication
+from core import replication
 from core.errors import OvercastError, PayloadTooLarge, ValidationError
 from core.http import Request, Response, Router
 from core.logs import get_logger, log, request_id_var
@@ -136,6 +136,8 @@ class HttpApp:
         """Anti-entropy read: a page of this store's (channel, id, version) since a floor."""
         sender = self._verified_peer(request)
         payload = replication.decode_json_object(request.body, sender, self.settings.limits.max_body_bytes)
+        from core import anti_entropy  # only peers' repair passes call this: keep it off cold starts
+
         answer = anti_entropy.answer_digest(self.service.store, payload)
         return Response.json(200, {**answer, "origin": self.settings.origin})
 
@@ -143,6 +145,8 @@ class HttpApp:
         """Anti-entropy read: full records for the keys a peer found newer here."""
         sender = self._verified_peer(request)
         payload = replication.decode_json_object(request.body, sender, self.settings.limits.max_body_bytes)
+        from core import anti_entropy  # only peers' repair passes call this: keep it off cold starts
+
         answer = anti_entropy.answer_fetch(self.service.store, payload)
         return Response.json(200, {**answer, "origin": self.settings.origin})
 
