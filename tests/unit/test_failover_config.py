@@ -53,7 +53,7 @@ def test_real_and_fast_bounds() -> None:
         (("healthCheck", "failureThreshold"), 0, "failureThreshold"),
         (("healthCheck", "resourcePath"), "health", "start with '/'"),
         (("healthCheck", "type"), "TCP", "type"),
-        (("drill", "primaryAddress"), "192.0.2.1", "127.0.0.0/8"),
+        (("drill", "primaryAddress"), "0.0.0.0", "127.0.0.0/8"),
         (("drill", "secondaryAddress"), "127.0.0.2", "must differ"),
         (("domain",), "api.example.org", "not inside"),
         (("domain",), "not a name", "not a DNS name"),
