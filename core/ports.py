@@ -8,11 +8,13 @@ adapters repeat the same logic.
 from __future__ import annotations
 
 import builtins
+import random
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from core.errors import ValidationError
+from core.errors import Unavailable, ValidationError
 from core.model import Message, Page, decode_cursor, encode_cursor, validate_channel, validate_message_id
 
 
@@ -95,6 +97,43 @@ class MessageStore(ABC):
 
     @abstractmethod
     def _ping(self) -> None: ...
+
+
+class RevisionedMessageStore(MessageStore):
+    """A store whose conditional write is compare-and-swap on a revision token it issues (Cosmos
+    DB etags, CouchDB/Cloudant ``_rev``). ``put_if_newer`` is the same loop for all of them — read
+    the stored version and revision, compare versions, write only if the revision is unchanged,
+    start over when another writer got in first — so it lives here, and an adapter supplies the
+    two vendor steps."""
+
+    #: Attempts before a contended write gives up with a 503 (the caller retries later).
+    max_write_attempts = 10
+
+    def _put_if_newer(self, message: Message) -> bool:
+        incoming = str(message.version)
+        for attempt in range(self.max_write_attempts):
+            if attempt:
+                time.sleep(random.uniform(0, 0.002 * attempt))  # de-synchronise contending writers
+            stored_version, revision = self._read_revision(message.channel, message.id)
+            if stored_version is not None and stored_version >= incoming:
+                return False
+            if self._write_if_revision(message, revision):
+                return True
+        raise Unavailable(
+            f"message {message.channel}/{message.id} stayed contended for {self.max_write_attempts} attempts",
+            retry_after=1,
+            code="store_contention",
+        )
+
+    @abstractmethod
+    def _read_revision(self, channel: str, message_id: str) -> tuple[str | None, str | None]:
+        """The stored record's version string and revision token; (None, None) when missing."""
+
+    @abstractmethod
+    def _write_if_revision(self, message: Message, revision: str | None) -> bool:
+        """Write the whole record if the stored revision is still ``revision`` (None: create it,
+        only if it does not exist). False when another writer got there first (the loop reads
+        again); any other failure raises a core error."""
 
 
 class Clock(ABC):

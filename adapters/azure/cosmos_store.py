@@ -24,8 +24,6 @@ key) → ConfigurationError, 429 → Unavailable with the service's ``x-ms-retry
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Iterator, Mapping
 from itertools import islice
 from typing import Any, NoReturn
@@ -37,7 +35,7 @@ from azure.cosmos import exceptions as cosmos_errors
 
 from core.errors import AlreadyExists, ConfigurationError, Unavailable
 from core.model import Message
-from core.ports import MessageStore
+from core.ports import RevisionedMessageStore
 
 PARTITION_KEY_PATH = "/channel"
 # The record's fields (Message.to_record()), projected so system properties stay out of results.
@@ -80,7 +78,7 @@ _SUBSTATUS_OWNER_MISSING = 1003  # 404 sub-status: the container or database doe
 _TRANSIENT = {408, 410, 449, 500, 502, 503, 504}
 
 
-class CosmosMessageStore(MessageStore):
+class CosmosMessageStore(RevisionedMessageStore):
     """MessageStore on a Cosmos DB container (partition key ``/channel``).
 
     ``container`` is a prebuilt ``ContainerProxy``, so tests point it at an emulator and a
@@ -112,42 +110,34 @@ class CosmosMessageStore(MessageStore):
         except AzureError as exc:
             _translate(exc, "create")
 
-    def _put_if_newer(self, message: Message) -> bool:
-        incoming = str(message.version)
+    def _read_revision(self, channel: str, message_id: str) -> tuple[str | None, str | None]:
+        item = self._read(channel, message_id)
+        return (None, None) if item is None else (str(item.get("version", "")), str(item["_etag"]))
+
+    def _write_if_revision(self, message: Message, revision: str | None) -> bool:
         record = message.to_record()
-        for attempt in range(self.max_write_attempts):
-            if attempt:
-                time.sleep(random.uniform(0, 0.002 * attempt))  # de-synchronise contending writers
-            current = self._read(message.channel, message.id)
-            try:
-                if current is None:
-                    self.container.create_item(record, timeout=self.timeout_s)
-                    return True
-                if str(current.get("version", "")) >= incoming:
-                    return False
+        try:
+            if revision is None:
+                self.container.create_item(record, timeout=self.timeout_s)
+            else:
                 self.container.replace_item(
                     message.id,
                     record,
-                    etag=current["_etag"],
+                    etag=revision,
                     match_condition=MatchConditions.IfNotModified,
                     timeout=self.timeout_s,
                 )
-                return True
-            except cosmos_errors.CosmosResourceExistsError:
-                continue  # another writer created it between our read and create: compare again
-            except cosmos_errors.CosmosAccessConditionFailedError:
-                continue  # the etag moved: another writer replaced it, compare again
-            except cosmos_errors.CosmosResourceNotFoundError as exc:
-                if current is None:  # a create cannot miss the item: the container is gone
-                    _translate(exc, "put_if_newer")
-                continue  # replace found no item (removed out of band): start over
-            except AzureError as exc:
+            return True
+        except cosmos_errors.CosmosResourceExistsError:
+            return False  # another writer created it between our read and create: compare again
+        except cosmos_errors.CosmosAccessConditionFailedError:
+            return False  # the etag moved: another writer replaced it, compare again
+        except cosmos_errors.CosmosResourceNotFoundError as exc:
+            if revision is None:  # a create cannot miss the item: the container is gone
                 _translate(exc, "put_if_newer")
-        raise Unavailable(
-            f"message {message.channel}/{message.id} stayed contended for {self.max_write_attempts} attempts",
-            retry_after=1,
-            code="store_contention",
-        )
+            return False  # replace found no item (removed out of band): start over
+        except AzureError as exc:
+            _translate(exc, "put_if_newer")
 
     def _get(self, channel: str, message_id: str) -> Message | None:
         item = self._read(channel, message_id)

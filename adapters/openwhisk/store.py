@@ -35,8 +35,6 @@ Retry-After, 5xx and connection errors/timeouts → Unavailable.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
 
@@ -46,7 +44,7 @@ from ibmcloudant.cloudant_v1 import CloudantV1, Document
 
 from core.errors import AlreadyExists, ConfigurationError, Unavailable
 from core.model import Message
-from core.ports import MessageStore
+from core.ports import RevisionedMessageStore
 
 DESIGN_DOC = "overcast"
 LIST_INDEX = "by-channel-sort-key"
@@ -76,7 +74,7 @@ def doc_id(channel: str, message_id: str) -> str:
     return f"{channel}:{message_id}"
 
 
-class CloudantMessageStore(MessageStore):
+class CloudantMessageStore(RevisionedMessageStore):
     """MessageStore on one Cloudant/CouchDB database.
 
     ``client`` is a prebuilt ``CloudantV1`` (its service URL and authenticator set), so tests point
@@ -108,28 +106,20 @@ class CloudantMessageStore(MessageStore):
         except requests.exceptions.RequestException as exc:
             _unreachable(exc, "create")
 
-    def _put_if_newer(self, message: Message) -> bool:
-        incoming = str(message.version)
-        for attempt in range(self.max_write_attempts):
-            if attempt:
-                time.sleep(random.uniform(0, 0.003 * attempt))  # de-synchronise contending writers
-            current = self._read(message.channel, message.id)
-            if current is not None and str(current.get("version", "")) >= incoming:
-                return False
-            try:
-                self._put(message, rev=None if current is None else str(current["_rev"]))
-                return True
-            except ApiException as exc:
-                if exc.status_code in (409, 412):
-                    continue  # created or updated meanwhile: read the new revision and compare again
-                _translate(exc, "put_if_newer")
-            except requests.exceptions.RequestException as exc:
-                _unreachable(exc, "put_if_newer")
-        raise Unavailable(
-            f"message {message.channel}/{message.id} stayed contended for {self.max_write_attempts} attempts",
-            retry_after=1,
-            code="store_contention",
-        )
+    def _read_revision(self, channel: str, message_id: str) -> tuple[str | None, str | None]:
+        document = self._read(channel, message_id)
+        return (None, None) if document is None else (str(document.get("version", "")), str(document["_rev"]))
+
+    def _write_if_revision(self, message: Message, revision: str | None) -> bool:
+        try:
+            self._put(message, rev=revision)
+            return True
+        except ApiException as exc:
+            if exc.status_code in (409, 412):
+                return False  # created or updated meanwhile: read the new revision and compare again
+            _translate(exc, "put_if_newer")
+        except requests.exceptions.RequestException as exc:
+            _unreachable(exc, "put_if_newer")
 
     def _get(self, channel: str, message_id: str) -> Message | None:
         document = self._read(channel, message_id)
