@@ -50,8 +50,11 @@ class FlakyRevisionStore(RevisionedMessageStore):
         pass
 
 
+MESSAGE_ID = new_message_id(1)
+
+
 def message(ms: int) -> Message:
-    return Message("london", new_message_id(1), "ada", f"v{ms}", 1, Version(ms, 0, "aws"))
+    return Message("london", MESSAGE_ID, "ada", f"v{ms}", 1, Version(ms, 0, "aws"))
 
 
 def test_lost_races_are_retried_until_the_write_lands() -> None:
