@@ -75,7 +75,7 @@ def sls_version(repo_root: Path = REPO_ROOT) -> str:
     proc = subprocess.run(
         [str(sls_bin(repo_root)), "--version"],
         cwd=repo_root,
-        env=_sls_env(),
+        env=sls_env(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -130,7 +130,7 @@ def package(
             proc = subprocess.run(
                 cmd,
                 cwd=service_dir,
-                env=_sls_env(),
+                env=sls_env(),
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
@@ -197,7 +197,8 @@ def _copy_service(repo_root: Path, service_dir: Path) -> None:
     (service_dir / "node_modules").symlink_to(repo_root / "node_modules", target_is_directory=True)
 
 
-def _sls_env() -> dict[str, str]:
+def sls_env() -> dict[str, str]:
+    """The environment `sls` runs in: no telemetry, no prompts, no colour."""
     env = dict(os.environ)
     env.update(
         {
