@@ -272,7 +272,7 @@ class Drill:
         stack.callback(lambda: self.load.stop(drain_s=5) if self.load else None)
         self.event(
             "load started",
-            f"{drill.rate:g} req/s open loop, {drill.write_share:.0%} writes, {drill.clients} clients, channel {self.load.channel}",
+            f"{drill.rate:g} req/s open loop, {drill.write_share:.0%} writes, {drill.clients} clients on channels {self.load.channels[0]}..{self.load.channels[-1]}",
         )
 
         # Every client joins and caches an answer before the fault (clients join over one TTL).
@@ -313,7 +313,7 @@ class Drill:
         # 5. Convergence and verification.
         self._printing = False
         timeout = max(30.0, 6 * t.bound_s) if clouds.replicating else 0.0
-        convergence = self._converge(primary, secondary, self.load.channel, timeout_s=timeout)
+        convergence = self._converge(primary, secondary, self.load.channels, timeout_s=timeout)
         self.event(
             "verified" if convergence["identical"] else "NOT converged",
             f"after {convergence['seconds']:.1f} s: {convergence['messages']} messages on each cloud",
@@ -354,7 +354,7 @@ class Drill:
                 "rate": drill.rate,
                 "write_share": drill.write_share,
                 "clients": drill.clients,
-                "channel": self.load.channel,
+                "channels": self.load.channels,
             },
             "clouds": {
                 "primary": {
@@ -470,7 +470,8 @@ class Drill:
         while time.monotonic() < deadline:
             try:
                 missing = {
-                    c.name: len(wanted - set(list_channel(c.base_url, self.load.channel))) for c in (primary, secondary)
+                    c.name: len(wanted - set(list_channels(c.base_url, self.load.channels)))
+                    for c in (primary, secondary)
                 }
             except OSError:
                 missing = {}
@@ -487,7 +488,7 @@ class Drill:
 
     # -- final convergence --------------------------------------------------------------------------
 
-    def _converge(self, primary: Cloud, secondary: Cloud, channel: str, timeout_s: float) -> dict[str, Any]:
+    def _converge(self, primary: Cloud, secondary: Cloud, channels: list[str], timeout_s: float) -> dict[str, Any]:
         started = time.monotonic()
         first_diff: int | None = None
         listings: dict[str, dict[str, dict[str, Any]]] = {}
@@ -495,7 +496,7 @@ class Drill:
         last_say = 0.0
         while True:
             try:
-                listings = {c.name: list_channel(c.base_url, channel) for c in (primary, secondary)}
+                listings = {c.name: list_channels(c.base_url, channels) for c in (primary, secondary)}
             except OSError as exc:
                 listings = {}
                 self.say(f"  listing failed: {exc}")
@@ -548,6 +549,14 @@ def _fingerprint(message: dict[str, Any] | None) -> tuple[Any, ...] | None:
     if message is None:
         return None
     return (message.get("id"), message.get("version"), message.get("author"), message.get("text"))
+
+
+def list_channels(base_url: str, channels: list[str], timeout_s: float = 10.0) -> dict[str, dict[str, Any]]:
+    """Every message of the drill's channels on one cloud, by id (ids are unique across channels)."""
+    found: dict[str, dict[str, Any]] = {}
+    for channel in channels:
+        found.update(list_channel(base_url, channel, timeout_s))
+    return found
 
 
 def list_channel(base_url: str, channel: str, timeout_s: float = 10.0) -> dict[str, dict[str, Any]]:

@@ -10,7 +10,7 @@ check is already inverted (someone else's drill, or a forgotten one: restore tha
 
 While inverted it watches the DNS answer for the domain through the configured resolvers (fresh
 queries, no cache), the health check's status (GetHealthCheckStatus), and drives the drill's
-load (reads and idempotent writes to a drill channel) against the domain. The figures go to
+load (reads and idempotent writes to the drill channels, one per client) against the domain. The figures go to
 ``.run/live/live.json``.
 """
 
@@ -123,7 +123,7 @@ def plan(
         f"  3. stay failed over for {opts.hold_s:g} s",
         f"  4. UpdateHealthCheck {check['Id']} Inverted=false — always, also on errors, Ctrl-C and SIGTERM",
         "  5. watch DNS until the primary's answer is back",
-        f"  load meanwhile: {rate:g} req/s against {live.scheme}://{config.domain}:{live.port} (reads and idempotent writes to a drill channel)"
+        f"  load meanwhile: {rate:g} req/s against {live.scheme}://{config.domain}:{live.port} (reads and idempotent writes to the drill channels, one per client)"
         if rate
         else "  load meanwhile: none",
     ]

@@ -127,12 +127,16 @@ class LoadGenerator:
         epoch: float | None = None,
     ) -> None:
         self.spec = spec
-        self.channel = spec.channel or f"drill-{uuid.uuid4().hex[:10]}"
+        # One channel per client, like a board's users spread over its channels: a real store does
+        # not care, but an emulator whose query cost grows with a partition's size (moto) would
+        # otherwise become the drill's bottleneck late in a long run.
+        prefix = spec.channel or f"drill-{uuid.uuid4().hex[:10]}"
+        self.channels = [f"{prefix}-{n}" for n in range(spec.clients)]
         self.epoch = epoch if epoch is not None else time.monotonic()
         self.resolvers = [resolver_factory() for _ in range(spec.clients)]
         self.attempts: list[Attempt] = []
         self.writes: list[Write] = []
-        self._acked_ids: list[str] = []
+        self._acked_ids: list[tuple[str, str]] = []  # (channel, message id)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._rng = random.Random(spec.seed)
@@ -194,7 +198,8 @@ class LoadGenerator:
         with self._lock:
             self.writes.append(write)
         body = json.dumps({"author": f"client-{client}", "text": write.text}).encode()
-        path = f"/channels/{self.channel}/messages"
+        channel = self.channels[client]
+        path = f"/channels/{channel}/messages"
         for attempt in range(1, self.spec.write_attempts + 1):
             write.attempts = attempt
             record = self._request(op, WRITE, attempt, client, scheduled, "POST", path, body, {"idempotency-key": key})
@@ -202,7 +207,7 @@ class LoadGenerator:
             if record.status == 201:
                 write.acked, write.message_id, write.served_by = True, record.message_id, record.served_by
                 with self._lock:
-                    self._acked_ids.append(str(record.message_id))
+                    self._acked_ids.append((channel, str(record.message_id)))
                 return
             if record.status is not None and 400 <= record.status < 500 and record.status not in (408, 429):
                 return  # the request itself is wrong: retrying cannot help
@@ -211,7 +216,8 @@ class LoadGenerator:
             time.sleep(min(self.spec.max_backoff_s, 0.2 * 2 ** (attempt - 1)))
 
     def _read_list(self, op: int, client: int, scheduled: float) -> None:
-        self._request(op, READ_LIST, 1, client, scheduled, "GET", f"/channels/{self.channel}/messages?limit=20")
+        path = f"/channels/{self.channels[client]}/messages?limit=20"
+        self._request(op, READ_LIST, 1, client, scheduled, "GET", path)
 
     def _read_one(self, op: int, client: int, scheduled: float) -> None:
         with self._lock:
@@ -219,7 +225,8 @@ class LoadGenerator:
         if target is None:
             self._read_list(op, client, scheduled)
             return
-        self._request(op, READ_ONE, 1, client, scheduled, "GET", f"/channels/{self.channel}/messages/{target}")
+        channel, message_id = target
+        self._request(op, READ_ONE, 1, client, scheduled, "GET", f"/channels/{channel}/messages/{message_id}")
 
     def _request(
         self,
