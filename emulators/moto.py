@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 import urllib.request
 from typing import Any
 
-from emulators.base import LOOPBACK, ServerProcess, free_port
+from emulators.base import LOOPBACK, ServerProcess, free_port, serve_until_signal
 
 #: moto accepts any credentials; these keep boto3 from looking for real ones.
 EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -89,16 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     args = parser.parse_args(argv)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     with MotoServer(args.host, args.port or None) as server:
-        print(f"ready {server.url}", flush=True)
-        while not stop.wait(1.0):
-            if server.process.process is None or server.process.process.poll() is not None:
-                print(f"{server.name} exited:\n{server.process.log_tail()}", file=sys.stderr)
-                return 1
-    return 0
+        return serve_until_signal(server.process, f"ready {server.url}")
 
 
 if __name__ == "__main__":

@@ -34,24 +34,11 @@ from azure.cosmos import ContainerProxy, CosmosClient, PartitionKey
 from azure.cosmos import exceptions as cosmos_errors
 
 from core.errors import AlreadyExists, ConfigurationError, Unavailable
-from core.model import Message
+from core.model import RECORD_FIELDS, Message
 from core.ports import RevisionedMessageStore
 
 PARTITION_KEY_PATH = "/channel"
-# The record's fields (Message.to_record()), projected so system properties stay out of results.
-_FIELDS = (
-    "channel",
-    "id",
-    "author",
-    "text",
-    "created_ms",
-    "sort_key",
-    "version",
-    "origin",
-    "deleted",
-    "request_digest",
-)
-_PROJECTION = ", ".join(f"c.{name}" for name in _FIELDS)  # built from constants, never from input
+_PROJECTION = ", ".join(f"c.{name}" for name in RECORD_FIELDS)  # built from constants, never from input
 _LIST_QUERY = f"SELECT {_PROJECTION} FROM c WHERE c.channel = @channel ORDER BY c.sort_key DESC"
 _LIST_BEFORE_QUERY = (
     f"SELECT {_PROJECTION} FROM c WHERE c.channel = @channel AND c.sort_key < @before ORDER BY c.sort_key DESC"

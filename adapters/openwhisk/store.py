@@ -43,7 +43,7 @@ from ibm_cloud_sdk_core import ApiException
 from ibmcloudant.cloudant_v1 import CloudantV1, Document
 
 from core.errors import AlreadyExists, ConfigurationError, Unavailable
-from core.model import Message
+from core.model import RECORD_FIELDS, Message
 from core.ports import RevisionedMessageStore
 
 DESIGN_DOC = "overcast"
@@ -54,18 +54,6 @@ INDEXES: dict[str, list[dict[str, str]]] = {
     LIST_INDEX: [{"channel": "desc"}, {"sort_key": "desc"}],
     VERSION_INDEX: [{"version": "asc"}],
 }
-_FIELDS = (
-    "channel",
-    "id",
-    "author",
-    "text",
-    "created_ms",
-    "sort_key",
-    "version",
-    "origin",
-    "deleted",
-    "request_digest",
-)
 _MISSING_DOC_REASONS = {"missing", "deleted"}
 _TRANSIENT = {408, 500, 502, 503, 504}
 
@@ -193,7 +181,7 @@ class CloudantMessageStore(RevisionedMessageStore):
                 selector=selector,
                 sort=sort,
                 limit=limit,
-                fields=[*_FIELDS],
+                fields=[*RECORD_FIELDS],
                 use_index=[DESIGN_DOC, index],
             ).get_result()
         except ApiException as exc:

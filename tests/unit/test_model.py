@@ -4,6 +4,7 @@ from hypothesis import strategies as st
 
 from core.errors import ValidationError
 from core.model import (
+    RECORD_FIELDS,
     HybridLogicalClock,
     Message,
     Version,
@@ -99,3 +100,8 @@ def test_hlc_forced_observe_orders_a_write_after_even_a_future_version() -> None
     future = Version(1_000_000 + 3_600_000, 0, "aws")
     assert clock.observe(future, force=True) is True
     assert clock.tick() > future
+
+
+def test_record_fields_name_every_field_of_a_record_in_order() -> None:
+    message = Message("london", new_message_id(5), "ada", "hi", 5, Version(5, 0, "aws"))
+    assert tuple(message.to_record()) == RECORD_FIELDS
