@@ -18,11 +18,14 @@ from core import replication
 from core.errors import OvercastError, PayloadTooLarge, ValidationError
 from core.http import Request, Response, Router
 from core.logs import get_logger, log, request_id_var
+from core.model import quote
 from core.service import MessageService
 from core.settings import Settings
 
 logger = get_logger("http")
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID_RE = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")  # echoed in a header: no newline
+# ASCII digits only: str.isdigit() also takes "²" and other scripts' digits, which int() refuses.
+_LIMIT_RE = re.compile(r"\A[0-9]{1,6}\Z")
 
 
 class HttpApp:
@@ -90,7 +93,8 @@ class HttpApp:
             raise ValidationError("request body must be a JSON object", code="invalid_json")
         unknown = set(payload) - {"author", "text"}
         if unknown:
-            raise ValidationError(f"unknown fields: {', '.join(sorted(unknown))}", code="unknown_field")
+            names = ", ".join(quote(name) for name in sorted(unknown)[:5])
+            raise ValidationError(f"unknown fields: {names}", code="unknown_field")
         key = request.header("idempotency-key")
         result = self.service.post(channel, payload.get("author"), payload.get("text"), key)
         headers = {"location": f"/channels/{channel}/messages/{result.message.id}"}
@@ -102,7 +106,7 @@ class HttpApp:
         limit_text = request.query.get("limit")
         limit = None
         if limit_text is not None:
-            if not limit_text.isdigit():
+            if not _LIMIT_RE.match(limit_text):
                 raise ValidationError("limit must be a positive integer", code="invalid_limit")
             limit = int(limit_text)
         page = self.service.list(channel, limit, request.query.get("cursor") or None)

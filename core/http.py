@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import MethodNotAllowed, NotFound, OvercastError, Unavailable, ValidationError
+from core.model import is_well_formed, quote
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,66 @@ class Request:
         return self.headers.get(name.lower())
 
     def json(self) -> Any:
-        try:
-            return json.loads(self.body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValidationError(f"request body is not valid JSON: {exc}", code="invalid_json") from exc
+        return parse_json(self.body)
+
+
+#: Deepest nesting of arrays and objects a JSON body may have. The API's bodies are two levels
+#: deep; the bound keeps a hostile body from exhausting the parser's recursion.
+MAX_JSON_DEPTH = 32
+# Strings removed before counting brackets (a bracket inside a string does not nest).
+_JSON_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_BRACKET_RE = re.compile(r"[\[\]{}]")
+
+
+def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a JSON body or raise ValidationError (and nothing else).
+
+    Strict where ``json.loads`` is lenient: only UTF-8, nesting at most ``max_depth`` deep
+    (checked before parsing, so no RecursionError), no NaN/Infinity literals, and every string
+    and key well-formed Unicode (``"\\ud800"`` parses to a lone surrogate that no store can hold
+    and no response can encode). Messages never quote the body.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError("request body is not UTF-8 JSON", code="invalid_json") from None
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET_RE.findall(_JSON_STRING_RE.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    if deepest > max_depth:
+        raise ValidationError(f"JSON nested deeper than {max_depth} levels", code="json_too_deep")
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except ValidationError:
+        raise
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, and ints over 4300 digits
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ValidationError(f"request body is not valid JSON{where}", code="invalid_json") from None
+    if not _well_formed(value):
+        raise ValidationError("request body holds a lone surrogate (not valid Unicode)", code="invalid_unicode")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValidationError(f"{name} is not a JSON number", code="invalid_json")
+
+
+def _well_formed(value: Any) -> bool:
+    """Every string and key in a parsed JSON value is valid Unicode; iterative (depth is bounded
+    already, but this runs on every body)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not is_well_formed(item):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 @dataclass
@@ -42,7 +99,11 @@ class Response:
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        try:
+            body = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from old data: escape it rather than fail
+            body = json.dumps(payload, ensure_ascii=True, separators=(",", ":")).encode("ascii")
         return cls(status, {"content-type": "application/json", **(headers or {})}, body)
 
     @classmethod
@@ -51,18 +112,38 @@ class Response:
 
     @classmethod
     def from_error(cls, error: OvercastError, request_id: str = "") -> Response:
+        """The JSON error response. A 4xx says what was wrong with the request; a 5xx carries
+        only its stable code and a generic sentence, because its message may hold a vendor's
+        words (ARNs, hostnames, an emulator's HTML error page): that goes to the log, under the
+        request id, and never to the caller."""
         headers: dict[str, str] = {}
         if isinstance(error, Unavailable):
             headers["retry-after"] = str(max(1, round(error.retry_after)))
         if isinstance(error, MethodNotAllowed) and error.allow:
             headers["allow"] = ", ".join(error.allow)
-        payload: dict[str, Any] = {"code": error.code, "message": error.message}
+        payload: dict[str, Any] = {"code": error.code, "message": public_message(error)}
         if request_id:
             payload["request_id"] = request_id
         return cls.json(error.status, {"error": payload}, headers)
 
     def json_body(self) -> Any:
         return json.loads(self.body) if self.body else None
+
+
+#: What a caller reads for each 5xx code; the detail is in the log line with the request id.
+PUBLIC_MESSAGES = {
+    "misconfigured": "the service is misconfigured; the operator has the details in the logs",
+    "store_timeout": "the store did not answer in time; retry after the Retry-After seconds",
+    "internal": "internal error; the logs have the details under this request_id",
+}
+_GENERIC_UNAVAILABLE = "a dependency is unavailable; retry after the Retry-After seconds"
+
+
+def public_message(error: OvercastError) -> str:
+    """The part of an error's message that may leave the service."""
+    if error.status < 500:
+        return error.message
+    return PUBLIC_MESSAGES.get(error.code, _GENERIC_UNAVAILABLE if isinstance(error, Unavailable) else "internal error")
 
 
 Handler = Callable[..., Response]
@@ -84,7 +165,7 @@ class Router:
         self._routes: list[Route] = []
 
     def add(self, method: str, template: str, handler: Handler) -> None:
-        regex = "^" + _PARAM_RE.sub(r"(?P<\1>[^/]+)", template) + "$"
+        regex = r"\A" + _PARAM_RE.sub(r"(?P<\1>[^/]+)", template) + r"\Z"
         self._routes.append(Route(method.upper(), template, re.compile(regex), handler))
 
     def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str], str]:
@@ -97,5 +178,7 @@ class Router:
                 return route.handler, match.groupdict(), route.template
             allowed.append(route.method)
         if allowed:
-            raise MethodNotAllowed(f"{method} is not allowed on {path}", allow=tuple(sorted(set(allowed))))
-        raise NotFound(f"no route for {method} {path}", code="route_not_found")
+            raise MethodNotAllowed(
+                f"{quote(method, 20)} is not allowed on {quote(path, 80)}", allow=tuple(sorted(set(allowed)))
+            )
+        raise NotFound(f"no route for {quote(method, 20)} {quote(path, 80)}", code="route_not_found")

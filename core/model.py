@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import os
 import re
 import threading
@@ -20,11 +21,20 @@ from typing import Any
 
 from core.errors import ValidationError
 
-ORIGIN_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-MESSAGE_ID_RE = re.compile(r"^[0-9a-z]{26}$")
-_VERSION_RE = re.compile(r"^(\d{13})-(\d{6})-([a-z0-9][a-z0-9-]{0,31})$")
+# \A...\Z, never ^...$: "$" also matches before a trailing newline, so "london\n" would pass
+# (and end up in a Location header). [0-9], never \d: \d matches every script's digits.
+ORIGIN_RE = re.compile(r"\A[a-z0-9][a-z0-9-]{0,31}\Z")
+CHANNEL_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,63}\Z")
+MESSAGE_ID_RE = re.compile(r"\A[0-9a-z]{26}\Z")
+_VERSION_RE = re.compile(r"\A([0-9]{13})-([0-9]{6})-([a-z0-9][a-z0-9-]{0,31})\Z")
+_REQUEST_DIGEST_RE = re.compile(r"\A[0-9a-f]{32}\Z")
 _MAX_COUNTER = 999_999
+#: created_ms and a version's physical time: 13 decimal digits (fixed-width strings sort right).
+MAX_TIME_MS = 10**13 - 1
+#: The largest author and text any deployment accepts (the OVERCAST_MAX_*_CHARS settings are
+#: capped at these). A record beyond them is one no peer will take, so it is refused on parsing.
+MAX_RECORD_AUTHOR_CHARS = 1024
+MAX_RECORD_TEXT_CHARS = 64_000
 
 
 @dataclass(frozen=True, order=True)
@@ -36,10 +46,12 @@ class Version:
     origin: str
 
     def __post_init__(self) -> None:
-        if not (0 <= self.physical_ms < 10**13 and 0 <= self.counter <= _MAX_COUNTER):
-            raise ValidationError(f"version out of range: {self.physical_ms}/{self.counter}")
-        if not ORIGIN_RE.match(self.origin):
-            raise ValidationError(f"invalid origin {self.origin!r}")
+        if not (_is_int(self.physical_ms) and _is_int(self.counter)):
+            raise ValidationError("version parts must be integers", code="invalid_version")
+        if not (0 <= self.physical_ms <= MAX_TIME_MS and 0 <= self.counter <= _MAX_COUNTER):
+            raise ValidationError(f"version out of range: {self.physical_ms}/{self.counter}", code="invalid_version")
+        if not isinstance(self.origin, str) or not ORIGIN_RE.match(self.origin):
+            raise ValidationError(f"invalid origin {quote(self.origin)}", code="invalid_version")
 
     def __str__(self) -> str:
         return f"{self.physical_ms:013d}-{self.counter:06d}-{self.origin}"
@@ -48,7 +60,7 @@ class Version:
     def parse(cls, text: str) -> Version:
         match = _VERSION_RE.match(text) if isinstance(text, str) else None
         if not match:
-            raise ValidationError(f"invalid version {text!r}")
+            raise ValidationError(f"invalid version {quote(text)}", code="invalid_version")
         return cls(int(match[1]), int(match[2]), match[3])
 
     @classmethod
@@ -72,7 +84,7 @@ class HybridLogicalClock:
         self, origin: str, now_ms: Callable[[], int] | None = None, max_drift_ms: int = DEFAULT_MAX_DRIFT_MS
     ) -> None:
         if not ORIGIN_RE.match(origin):
-            raise ValidationError(f"invalid origin {origin!r}: use 1-32 of [a-z0-9-]")
+            raise ValidationError(f"invalid origin {quote(origin)}: use 1-32 of [a-z0-9-]")
         self.origin = origin
         self.max_drift_ms = max_drift_ms
         self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
@@ -139,6 +151,24 @@ class Message:
     # Digest of the request that created it under an Idempotency-Key, to spot key reuse.
     request_digest: str = ""
 
+    def __post_init__(self) -> None:
+        """Every Message is one every store can hold and every peer accepts, however it was
+        built (an API post, a replicated record, a change-stream image, a store read)."""
+        validate_channel(self.channel)
+        validate_message_id(self.id)
+        validate_record_text("author", self.author, MAX_RECORD_AUTHOR_CHARS)
+        validate_record_text("text", self.text, MAX_RECORD_TEXT_CHARS)
+        if not _is_int(self.created_ms) or not 0 <= self.created_ms <= MAX_TIME_MS:
+            raise ValidationError("created_ms must be an integer from 0 to 10^13-1", code="invalid_record")
+        if not isinstance(self.version, Version):
+            raise ValidationError("version must be a Version", code="invalid_record")
+        if not isinstance(self.deleted, bool):
+            raise ValidationError("deleted must be a boolean", code="invalid_record")
+        if not isinstance(self.request_digest, str) or not (
+            self.request_digest == "" or _REQUEST_DIGEST_RE.match(self.request_digest)
+        ):
+            raise ValidationError("request_digest must be empty or 32 hex digits", code="invalid_record")
+
     @property
     def origin(self) -> str:
         return self.version.origin
@@ -168,25 +198,28 @@ class Message:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Message:
-        """Validate and build from a stored or replicated record; raises ValidationError."""
-        try:
-            message = cls(
-                channel=str(record["channel"]),
-                id=str(record["id"]),
-                author=str(record["author"]),
-                text=str(record["text"]),
-                created_ms=int(record["created_ms"]),
-                version=Version.parse(str(record["version"])),
-                deleted=bool(record.get("deleted", False)),
-                request_digest=str(record.get("request_digest", "") or ""),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValidationError(f"malformed record: {exc}") from exc
-        validate_channel(message.channel)
-        validate_message_id(message.id)
-        if not 0 <= message.created_ms < 10**13:
-            raise ValidationError("created_ms out of range")
-        return message
+        """Validate and build from a stored or replicated record; raises ValidationError (and
+        only that) for anything else: a missing field, a wrong type (no coercion: ``None`` is
+        not the author "None"), a non-finite or out-of-range number, malformed Unicode."""
+        if not isinstance(record, Mapping):
+            raise ValidationError(f"a record must be an object, not {type(record).__name__}", code="invalid_record")
+        missing = [name for name in ("channel", "id", "author", "text", "created_ms", "version") if name not in record]
+        if missing:
+            raise ValidationError(f"record lacks {', '.join(missing)}", code="invalid_record")
+        for name in ("channel", "id", "author", "text", "version"):
+            if not isinstance(record[name], str):
+                raise ValidationError(f"record field {name} must be a string", code="invalid_record")
+        digest = record.get("request_digest")
+        return cls(
+            channel=record["channel"],
+            id=record["id"],
+            author=record["author"],
+            text=record["text"],
+            created_ms=record_int(record["created_ms"], "created_ms"),
+            version=Version.parse(record["version"]),
+            deleted=_record_bool(record.get("deleted", False)),
+            request_digest="" if digest is None else digest,
+        )
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -222,6 +255,65 @@ class Limits:
 
 def sort_key(created_ms: int, message_id: str) -> str:
     return f"{created_ms:013d}~{message_id}"
+
+
+def quote(value: Any, limit: int = 40) -> str:
+    """Untrusted input made safe to put in an error message or a log line: printable ASCII only
+    (``ascii()`` escapes every control character, non-ASCII character and lone surrogate, so the
+    result always encodes), and short."""
+    text = ascii(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def is_well_formed(text: str) -> bool:
+    """No lone surrogates: the string is valid Unicode, so UTF-8 (and every store) can hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def validate_record_text(name: str, value: Any, max_chars: int) -> str:
+    """What any record's author or text must be: a well-formed string within the largest limit,
+    no NUL (which several stores and drivers truncate at)."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a string", code="invalid_field")
+    if len(value) > max_chars:
+        raise ValidationError(f"{name} is longer than {max_chars} characters", code="field_too_long")
+    if not is_well_formed(value):
+        raise ValidationError(f"{name} is not well-formed Unicode (lone surrogate)", code="invalid_unicode")
+    if "\x00" in value:
+        raise ValidationError(f"{name} must not contain NUL characters", code="invalid_field")
+    return value
+
+
+def record_int(value: Any, name: str) -> int:
+    """An integer field of a record as stores and event payloads carry it: an int, or a float
+    with an integral finite value (JSON stores and Firestore doubles). Never a bool, NaN or
+    infinity; a string only when it is plain ASCII digits (DynamoDB's N type)."""
+    if isinstance(value, bool):
+        raise ValidationError(f"{name} must be a number", code="invalid_record")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and 0 < len(value) <= 13 and value.isascii() and value.isdigit():
+        return int(value)
+    raise ValidationError(f"{name} must be an integer", code="invalid_record")
+
+
+def _record_bool(value: Any) -> bool:
+    # SQLite has no boolean type and hands back 0/1.
+    if isinstance(value, bool):
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    raise ValidationError("deleted must be a boolean", code="invalid_record")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def validate_channel(channel: str) -> str:
@@ -276,7 +368,7 @@ def decode_cursor(cursor: str) -> str:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError("cursor is not one this API issued", code="invalid_cursor") from exc
     created, sep, message_id = key.partition("~")
-    if not (sep and len(created) == 13 and created.isdigit() and MESSAGE_ID_RE.match(message_id)):
+    if not (sep and len(created) == 13 and created.isascii() and created.isdigit() and MESSAGE_ID_RE.match(message_id)):
         raise ValidationError("cursor is not one this API issued", code="invalid_cursor")
     return key
 

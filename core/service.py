@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,11 +30,14 @@ from core.model import (
     request_digest,
     validate_channel,
     validate_message_id,
+    validate_record_text,
 )
 from core.ports import MessageStore
 
 logger = get_logger("service")
 _IDEMPOTENCY_KEY_CHARS = set(map(chr, range(0x21, 0x7F)))  # printable ASCII, no space
+# An author is one line of display text: no C0/C1 controls, no line or paragraph separators.
+_SINGLE_LINE_FORBIDDEN = frozenset({"Cc", "Zl", "Zp"})
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class MessageService:
 
     def post(self, channel: str, author: Any, text: Any, idempotency_key: str | None = None) -> PostResult:
         validate_channel(channel)
-        author = self._text_field("author", author, self.limits.max_author_chars)
+        author = self._text_field("author", author, self.limits.max_author_chars, single_line=True)
         text = self._text_field("text", text, self.limits.max_text_chars)
         version = self.clock.tick()
         if idempotency_key is None:
@@ -162,17 +166,14 @@ class MessageService:
     # -- validation -------------------------------------------------------------------------
 
     @staticmethod
-    def _text_field(name: str, value: Any, max_chars: int) -> str:
+    def _text_field(name: str, value: Any, max_chars: int, *, single_line: bool = False) -> str:
         if value is None:
             raise ValidationError(f"{name} is required", code="missing_field")
-        if not isinstance(value, str):
-            raise ValidationError(f"{name} must be a string", code="invalid_field")
+        validate_record_text(name, value, max_chars)
         if not value.strip():
             raise ValidationError(f"{name} must not be blank", code="invalid_field")
-        if len(value) > max_chars:
-            raise ValidationError(f"{name} is longer than {max_chars} characters", code="field_too_long")
-        if "\x00" in value:
-            raise ValidationError(f"{name} must not contain NUL characters", code="invalid_field")
+        if single_line and any(unicodedata.category(c) in _SINGLE_LINE_FORBIDDEN for c in value):
+            raise ValidationError(f"{name} must not contain control characters or line breaks", code="invalid_field")
         return value
 
     def _check_idempotency_key(self, key: str) -> None:
