@@ -26,6 +26,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TIMEOUT = 900.0
 # Written into out_dir beside the artifacts: provider, command, seconds, artifact name.
 METADATA_FILE = ".overcast-package.json"
+# serverless.<provider>.yml reads serverless-python-requirements' cacheLocation from this variable
+# (unset: the plugin's default under ~/.cache). Only downloaded wheels live there: the plugin's
+# static cache of installed trees is off in every config.
+REQUIREMENTS_CACHE_ENV = "OVERCAST_PYTHON_REQUIREMENTS_CACHE"
 
 # Never copied into the private service directory: VCS data, environments, caches, earlier
 # packaging output. node_modules is linked instead.
@@ -101,13 +105,15 @@ def package(
     repo_root: Path = REPO_ROOT,
     extra_args: tuple[str, ...] = (),
     timeout: float = DEFAULT_TIMEOUT,
+    requirements_cache: Path | None = None,
 ) -> Path:
     """Run `sls package --config serverless.<provider>.yml` offline and copy its output to out_dir.
 
     Returns out_dir, which then holds what `.serverless/` held (the zip, and per provider the
     CloudFormation or Deployment Manager templates) plus METADATA_FILE. out_dir must be absent,
-    empty, or an earlier output of this function (which is replaced). Raises PackagingError with
-    the CLI's full output if packaging fails.
+    empty, or an earlier output of this function (which is replaced). requirements_cache, when
+    given, is where serverless-python-requirements keeps downloaded wheels for this run instead
+    of the user's cache. Raises PackagingError with the CLI's full output if packaging fails.
     """
     if not provider.isalnum():
         raise ValueError(f"invalid provider name {provider!r}")
@@ -122,6 +128,9 @@ def package(
     _prepare_out_dir(out_dir)
 
     cmd = [str(sls), "package", "--config", config, *extra_args]
+    env = sls_env()
+    if requirements_cache is not None:
+        env[REQUIREMENTS_CACHE_ENV] = str(Path(requirements_cache).resolve())
     with tempfile.TemporaryDirectory(prefix=f"overcast-package-{provider}-") as tmp:
         service_dir = Path(tmp) / "service"
         _copy_service(repo_root, service_dir)
@@ -130,7 +139,7 @@ def package(
             proc = subprocess.run(
                 cmd,
                 cwd=service_dir,
-                env=sls_env(),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,

@@ -11,6 +11,10 @@ the same result. A provider's own assertions go in their own file in this folder
 
 Every test collected from this folder is marked `packaging` (`-m "not packaging"` leaves them
 out). If the npm toolchain is missing they fail, never skip: run `npm ci`.
+
+Nothing the machine cached earlier reaches these packages: every run of the session downloads
+its wheels into `packaged.cache`, a fresh directory, instead of serverless-python-requirements'
+user cache (whose installed trees once kept .pyc after the config had dropped them).
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ class LazyPackages(Mapping[str, Packaged]):
     def __init__(self, factory: pytest.TempPathFactory) -> None:
         self._factory = factory
         self._done: dict[str, Packaged | PackagingError] = {}
+        #: serverless-python-requirements' cacheLocation for every package built this session.
+        self.cache = factory.mktemp("python-requirements-cache")
 
     def __getitem__(self, provider: str) -> Packaged:
         if provider not in providers():
@@ -85,7 +91,7 @@ class LazyPackages(Mapping[str, Packaged]):
             require_node_modules()
             out_dir = self._factory.mktemp(f"sls-package-{provider}")
             try:
-                package(provider, out_dir)
+                package(provider, out_dir, requirements_cache=self.cache)
                 seconds = json.loads((out_dir / ".overcast-package.json").read_text())["seconds"]
                 self._done[provider] = Packaged(provider, out_dir, seconds)
             except PackagingError as exc:

@@ -240,7 +240,7 @@ def test_azure_python311_is_accepted(packaged: LazyPackages) -> None:
     assert packaged["azure"].zip_path.exists()
 
 
-def test_azure_python311_is_rejected_without_the_runtime_plugin(tmp_path: Path) -> None:
+def test_azure_python311_is_rejected_without_the_runtime_plugin(packaged: LazyPackages, tmp_path: Path) -> None:
     require_node_modules()
     root = tmp_path / "repo"
     root.mkdir()
@@ -252,5 +252,5 @@ def test_azure_python311_is_rejected_without_the_runtime_plugin(tmp_path: Path) 
     cfg["plugins"] = [p for p in cfg["plugins"] if p != "azure-python-runtimes"]
     (root / "serverless.azure.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     with pytest.raises(PackagingError) as failure:
-        package("azure", tmp_path / "out", repo_root=root, timeout=300)
+        package("azure", tmp_path / "out", repo_root=root, timeout=300, requirements_cache=packaged.cache)
     assert "Runtime python3.11 is not supported" in failure.value.output
