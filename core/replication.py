@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import OvercastError, PayloadTooLarge, Unauthorized, Unavailable, ValidationError
+from core.http import parse_json
 from core.logs import get_logger, log
 from core.model import Limits, Message
 from core.ports import MessageStore, PeerTransport
@@ -98,10 +99,7 @@ def decode_json_object(body: bytes, sender: str, max_bytes: int) -> dict[str, An
     """Parse a signed request body: a JSON object whose ``origin`` is the signed sender."""
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"body is not valid JSON: {exc}", code="invalid_json") from exc
+    payload = parse_json(body)  # bounded depth, no NaN, well-formed Unicode: ValidationError only
     if not isinstance(payload, dict):
         raise ValidationError("body must be a JSON object", code="invalid_batch")
     if payload.get("origin") != sender:
@@ -130,15 +128,33 @@ def encode_batch(origin: str, messages: Sequence[Message]) -> bytes:
     return encode_json({"origin": origin, "records": [m.to_record() for m in messages]})
 
 
-def batches(messages: Sequence[Message], limits: Limits) -> Iterator[list[Message]]:
-    """Split into batches within the record-count and byte limits the receiver enforces."""
+#: Bytes of a batch body besides its records: ``{"origin":"<32 chars>","records":[]}`` and change.
+_ENVELOPE_BYTES = 64
+
+
+def record_bytes(message: Message) -> int:
+    """The bytes ``message`` adds to a batch body (its record and a comma)."""
+    return len(encode_json(message.to_record())) + 1
+
+
+def batches(
+    messages: Sequence[Message], limits: Limits, oversized: list[Message] | None = None
+) -> Iterator[list[Message]]:
+    """Split into batches within the record-count and byte limits the receiver enforces.
+
+    A record too big to travel even alone would be refused (413) on every retry, forever: it is
+    left out of every batch and appended to ``oversized`` (poison, for the caller to log)."""
     batch: list[Message] = []
-    size = 64
+    size = _ENVELOPE_BYTES
     for message in messages:
-        record_size = len(json.dumps(message.to_record(), ensure_ascii=False).encode()) + 1
+        record_size = record_bytes(message)
+        if _ENVELOPE_BYTES + record_size > limits.max_batch_bytes:
+            if oversized is not None:
+                oversized.append(message)
+            continue
         if batch and (len(batch) >= limits.max_batch_records or size + record_size > limits.max_batch_bytes):
             yield batch
-            batch, size = [], 64
+            batch, size = [], _ENVELOPE_BYTES
         batch.append(message)
         size += record_size
     if batch:
@@ -208,15 +224,33 @@ def apply_batch(service: MessageService, messages: Sequence[Message]) -> ApplyRe
     return ApplyResult(sum(r.applied for r in results), sum(r.ignored for r in results))
 
 
+#: Statuses by which a peer refuses what it was sent, for good: the same bytes would be refused
+#: on every retry (a record it finds invalid, a body too large). 401 (a secret being rotated),
+#: 404 (a peer being deployed), 429 and 5xx pass with time, so they are retried.
+PERMANENT_REFUSALS = frozenset({400, 413, 422})
+
+
 @dataclass
 class ForwardResult:
     sent: int = 0
+    #: Records a peer did not take for a reason that passes (unreachable, 5xx): retry them.
     failed: list[Message] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: Records no retry can deliver (too big for any batch, or refused by a peer with a permanent
+    #: 4xx): logged with their identity and acknowledged, so they never block the stream.
+    poison: list[Message] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+@dataclass
+class _Delivery:
+    """What one push of a batch to one peer came to."""
+
+    poison: list[Message] = field(default_factory=list)
+    error: str | None = None  # a transient failure: the batch must be retried
 
 
 class Replicator:
@@ -225,7 +259,9 @@ class Replicator:
     Only records whose version originated here are forwarded — a record that arrived from a
     peer is that peer's to spread — which is what stops replication loops. A batch that any peer
     did not accept is reported failed, so the platform retries it (and anti-entropy backs that up);
-    it is never reported done. Peers are pushed to in parallel, each push bounded by
+    it is never reported done — except a record no retry can deliver (``ForwardResult.poison``:
+    too big for any batch, or refused by a peer with a permanent 4xx), which is logged with its
+    identity and acknowledged so it cannot block the records behind it. Peers are pushed to in parallel, each push bounded by
     ``timeout_s``, and a peer that failed once in a call is not tried again in that call, so one
     dead peer costs one timeout per delivery, not one per batch.
     """
@@ -254,34 +290,87 @@ class Replicator:
         if not outgoing or not self.peers:
             return result
         failed_peers: dict[str, str] = {}
-        for batch in batches(outgoing, self.limits):
+        oversized: list[Message] = []
+        for batch in batches(outgoing, self.limits, oversized):
             live = [p for p in self.peers if p.name not in failed_peers]
             errors = [
                 f"{p.name}: skipped after an earlier failure in this delivery"
                 for p in self.peers
                 if p.name in failed_peers
             ]
-            outcomes = self._map(functools.partial(self._push, batch=batch), live)
-            for peer, error in zip(live, outcomes, strict=True):
-                if error:
-                    failed_peers[peer.name] = error
-                    errors.append(error)
-            if errors:
+            refused: dict[tuple[str, str, str], Message] = {}
+            for peer, delivery in zip(
+                live, self._map(functools.partial(self._deliver, batch=batch), live), strict=True
+            ):
+                refused.update((_identity(m), m) for m in delivery.poison)
+                if delivery.error:
+                    failed_peers[peer.name] = delivery.error
+                    errors.append(delivery.error)
+            if errors:  # some peer still needs all of it (re-delivery to the others is harmless)
                 result.failed.extend(batch)
                 result.errors.extend(errors)
             else:
-                result.sent += len(batch)
+                result.poison.extend(refused.values())
+                result.sent += len(batch) - len(refused)
+        self._log_oversized(oversized)
+        result.poison.extend(oversized)
         return result
 
     def push_to(self, peer: Peer, messages: Sequence[Message]) -> list[str]:
-        """Push records (of any origin) to one peer; returns error strings. Used by anti-entropy."""
+        """Push records (of any origin) to one peer; returns error strings. Used by anti-entropy,
+        which would otherwise fail on a poison record at every pass: those are logged, not errors."""
         errors: list[str] = []
-        for batch in batches(messages, self.limits):
-            error = self._push(peer, batch)
-            if error:  # the peer is failing: don't spend a timeout on every remaining batch
-                errors.append(error)
+        oversized: list[Message] = []
+        for batch in batches(messages, self.limits, oversized):
+            delivery = self._deliver(peer, batch)
+            if delivery.error:  # the peer is failing: don't spend a timeout on every remaining batch
+                errors.append(delivery.error)
                 break
+        self._log_oversized(oversized)
         return errors
+
+    def _log_oversized(self, oversized: Sequence[Message]) -> None:
+        for message in oversized:
+            log(
+                logger,
+                logging.ERROR,
+                "record too big for any replication batch; not replicated",
+                channel=message.channel,
+                id=message.id,
+                version=str(message.version),
+                bytes=record_bytes(message),
+                max_batch_bytes=self.limits.max_batch_bytes,
+            )
+
+    def _deliver(self, peer: Peer, batch: list[Message]) -> _Delivery:
+        """Push a batch to one peer. A permanent refusal (``PERMANENT_REFUSALS``) of a batch is
+        split in halves and retried, down to the single records the peer refuses: those are
+        poison, logged with their identity; the rest of the batch still gets through."""
+        status, error = self._push(peer, batch)
+        if error is None:
+            return _Delivery()
+        if status not in PERMANENT_REFUSALS:
+            return _Delivery(error=error)
+        if len(batch) == 1:
+            message = batch[0]
+            log(
+                logger,
+                logging.ERROR,
+                "peer refused a record for good; not replicated to it",
+                peer=peer.name,
+                channel=message.channel,
+                id=message.id,
+                version=str(message.version),
+                status=status,
+                error=error,
+            )
+            return _Delivery(poison=[message])
+        half = len(batch) // 2
+        first = self._deliver(peer, batch[:half])
+        if first.error:
+            return first
+        second = self._deliver(peer, batch[half:])
+        return _Delivery(poison=first.poison + second.poison, error=second.error)
 
     def call(self, peer: Peer, path: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         """A signed JSON request to a peer (anti-entropy reads); raises Unavailable on any failure."""
@@ -295,16 +384,19 @@ class Replicator:
                 code="peer_unavailable",
             )
         try:
-            answer = json.loads(response.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            answer = parse_json(response.body)
+        except ValidationError as exc:
             raise Unavailable(f"{peer.name}{path}: answer is not JSON", retry_after=5, code="peer_unavailable") from exc
         if not isinstance(answer, dict):
             raise Unavailable(f"{peer.name}{path}: answer is not an object", retry_after=5, code="peer_unavailable")
         return answer
 
-    def _push(self, peer: Peer, batch: list[Message]) -> str | None:
+    def _push(self, peer: Peer, batch: list[Message]) -> tuple[int | None, str | None]:
+        """One signed POST of a batch: (the peer's status or None if it did not answer, the
+        error or None when the peer took it)."""
         body = encode_batch(self.origin, batch)
         headers = signed_headers(self.origin, peer.secret, self.now_s(), body)
+        status: int | None = None
         try:
             response = self.transport.post(peer.url + BATCH_PATH, body, headers, self.timeout_s)
         except OvercastError as exc:
@@ -312,19 +404,24 @@ class Replicator:
         except Exception as exc:  # a transport that failed to translate: still a failed push, not a crash
             error = f"{peer.name}: {type(exc).__name__}: {exc}"
         else:
-            if 200 <= response.status < 300:
-                return None
-            error = f"{peer.name}: HTTP {response.status} {response.body[:200]!r}"
+            status = response.status
+            if 200 <= status < 300:
+                return status, None
+            error = f"{peer.name}: HTTP {status} {response.body[:200]!r}"
         log(logger, logging.WARNING, "replication push failed", peer=peer.name, records=len(batch), error=error)
-        return error
+        return status, error
 
-    def _map(self, fn: Callable[[Peer], str | None], peers: Sequence[Peer]) -> list[str | None]:
+    def _map(self, fn: Callable[[Peer], _Delivery], peers: Sequence[Peer]) -> list[_Delivery]:
         if len(peers) <= 1:
             return [fn(p) for p in peers]
         with self._pool_lock:
             if self._pool is None:
                 self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="replicate")
         return list(self._pool.map(fn, peers))
+
+
+def _identity(message: Message) -> tuple[str, str, str]:
+    return (message.channel, message.id, str(message.version))
 
 
 def unavailable_peer(name: str, reason: str) -> Unavailable:

@@ -389,7 +389,7 @@ def test_an_unreachable_peer_fails_the_delivery() -> None:
     assert "timed out" in result.errors[0]
 
 
-@pytest.mark.parametrize("status", [401, 413, 500, 503])
+@pytest.mark.parametrize("status", [401, 403, 404, 429, 500, 503])
 def test_a_peer_answering_an_error_fails_the_delivery(status: int) -> None:
     transport = ScriptedTransport()
     transport.status["azure"] = status
@@ -407,6 +407,54 @@ def test_one_failing_peer_fails_the_batch_and_is_tried_once_per_delivery() -> No
     assert len(result.failed) == 250 and result.sent == 0
     assert [c for c in transport.calls if c[0] == "gcp"] == [("gcp", 100)]
     assert [n for host, n in transport.calls if host == "azure"] == [100, 100, 50]
+
+
+class RefusingTransport(PeerTransport):
+    """Refuses (with ``status``) every batch holding a record whose text is "poison"."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.calls = 0
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> PeerResponse:
+        self.calls += 1
+        texts = [r["text"] for r in json.loads(body)["records"]]
+        return PeerResponse(self.status if "poison" in texts else 200, b"{}")
+
+
+@pytest.mark.parametrize("status", [400, 413, 422])
+def test_a_record_a_peer_refuses_for_good_is_poison_and_the_rest_gets_through(status: int) -> None:
+    messages = [record(f"m{i}", counter=i, origin="aws") for i in range(40)]
+    messages[17] = record("poison", counter=17, origin="aws")
+    transport = RefusingTransport(status)
+    result = replicator(transport, "azure").forward(messages)
+    assert result.ok and result.failed == [] and result.poison == [messages[17]] and result.sent == 39
+    assert transport.calls <= 2 * 6 + 1  # bisection: about two pushes per halving, not one per record
+
+
+def test_a_poison_record_refused_by_one_peer_is_still_retried_for_a_peer_that_is_down() -> None:
+    class Mixed(RefusingTransport):
+        def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> PeerResponse:
+            if "gcp" in url:
+                raise Unavailable("gcp down")
+            return super().post(url, body, headers, timeout)
+
+    messages = [record("poison", origin="aws"), record("fine", counter=1, origin="aws")]
+    result = replicator(Mixed(400), "azure", "gcp").forward(messages)
+    assert result.failed == messages and not result.ok  # gcp still needs both
+
+
+def test_a_record_too_big_for_any_batch_is_poison_not_retried_forever() -> None:
+    limits = Limits(max_batch_bytes=4096)
+    big = record("x" * 5000, origin="aws")
+    small = record("fits", counter=1, origin="aws")
+    transport = ScriptedTransport()
+    result = replicator(transport, "azure", limits=limits).forward([big, small])
+    assert result.ok and result.poison == [big] and result.sent == 1 and transport.calls == [("azure", 1)]
+    assert (
+        replicator(transport, "azure", limits=limits).push_to(Peer("azure", "https://azure.example.net", "s"), [big])
+        == []
+    )
 
 
 def test_a_transport_bug_is_a_reported_failure_not_a_crash() -> None:
