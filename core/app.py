@@ -15,7 +15,8 @@ from dataclasses import replace
 from typing import Any
 
 from core import replication
-from core.errors import OvercastError, PayloadTooLarge, ValidationError
+from core.auth import AccessPolicy, authorizer_for
+from core.errors import InsufficientScope, OvercastError, PayloadTooLarge, Unauthenticated, ValidationError
 from core.http import Request, Response, Router
 from core.logs import get_logger, log, request_id_var
 from core.model import quote
@@ -29,9 +30,17 @@ _LIMIT_RE = re.compile(r"\A[0-9]{1,6}\Z")
 
 
 class HttpApp:
-    def __init__(self, service: MessageService, settings: Settings, now_s: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        service: MessageService,
+        settings: Settings,
+        now_s: Callable[[], int] | None = None,
+        policy: AccessPolicy | None = None,
+    ) -> None:
         self.service = service
         self.settings = settings
+        # Without a policy (no token verifier): writes are open only when auth is disabled.
+        self.policy = policy or AccessPolicy(authorizer_for(settings.auth, None), settings.auth)
         self.now_s = now_s or (lambda: int(time.time()))
         self.served_by = {"provider": settings.provider, "region": settings.region}
         self.router = Router()
@@ -60,6 +69,8 @@ class HttpApp:
             level = logging.WARNING if error.status >= 500 else logging.INFO
             log(logger, level, "request failed", code=error.code, error=error.message)
             response = Response.from_error(error, request_id)
+            if isinstance(error, Unauthenticated | InsufficientScope):  # RFC 6750 challenge
+                response.headers["www-authenticate"] = error.challenge()
         except Exception:
             logger.exception("unhandled error")
             response = Response.from_error(OvercastError("internal error; see logs for request_id"), request_id)
@@ -88,6 +99,7 @@ class HttpApp:
         return Response.json(200, {**result, "served_by": self.served_by}, {"cache-control": "no-store"})
 
     def post_message(self, request: Request, channel: str) -> Response:
+        principal = self.policy.writer(request.header("authorization"))  # before reading the body
         payload = request.json()
         if not isinstance(payload, dict):
             raise ValidationError("request body must be a JSON object", code="invalid_json")
@@ -96,13 +108,15 @@ class HttpApp:
             names = ", ".join(quote(name) for name in sorted(unknown)[:5])
             raise ValidationError(f"unknown fields: {names}", code="unknown_field")
         key = request.header("idempotency-key")
-        result = self.service.post(channel, payload.get("author"), payload.get("text"), key)
+        author = self.policy.author(principal, payload.get("author"))
+        result = self.service.post(channel, author, payload.get("text"), key)
         headers = {"location": f"/channels/{channel}/messages/{result.message.id}"}
         if not result.created:
             headers["idempotent-replayed"] = "true"
         return Response.json(201, self._message(result.message), headers)
 
     def list_messages(self, request: Request, channel: str) -> Response:
+        self.policy.reader(request.header("authorization"))
         limit_text = request.query.get("limit")
         limit = None
         if limit_text is not None:
@@ -116,9 +130,13 @@ class HttpApp:
         )
 
     def get_message(self, request: Request, channel: str, message_id: str) -> Response:
+        self.policy.reader(request.header("authorization"))
         return Response.json(200, self._message(self.service.get(channel, message_id)))
 
     def delete_message(self, request: Request, channel: str, message_id: str) -> Response:
+        principal = self.policy.writer(request.header("authorization"))
+        if principal is not None:
+            self.policy.may_delete(principal, self.service.get(channel, message_id).author)
         self.service.delete(channel, message_id)
         return Response.empty(204)
 

@@ -6,16 +6,20 @@ first use (not at import, so cold starts stay cheap and import never touches the
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 from core.app import HttpApp
-from core.logs import configure
+from core.auth import AccessPolicy, DisabledAuthorizer, authorizer_for
+from core.logs import configure, get_logger, log
 from core.model import HybridLogicalClock
-from core.ports import MessageStore, PeerTransport
+from core.ports import Authorizer, MessageStore, PeerTransport
 from core.replication import Replicator
 from core.service import MessageService
 from core.settings import Settings
+
+_logger = get_logger("bootstrap")
 
 
 @dataclass(frozen=True)
@@ -33,12 +37,21 @@ def bootstrap(
     store: MessageStore,
     transport: PeerTransport,
     clock: HybridLogicalClock | None = None,
+    authorizer: Authorizer | None = None,
 ) -> Overcast:
+    """``authorizer`` verifies bearer tokens (the handler builds one from settings.auth when an
+    issuer is configured, e.g. ``adapters.jwt_auth.authorizer_for``); without one, writes are
+    refused with a 503 naming the missing setting, unless auth is explicitly disabled."""
     configure(settings.log_level, provider=settings.provider, region=settings.region)
+    policy = AccessPolicy(authorizer_for(settings.auth, authorizer), settings.auth)
+    if isinstance(policy.authorizer, DisabledAuthorizer):
+        log(_logger, logging.WARNING, "AUTH DISABLED: anyone can post and delete (OVERCAST_AUTH_DISABLED=true)")
+    elif not settings.auth.configured:
+        log(_logger, logging.ERROR, "auth not configured: writes answer 503 until OVERCAST_AUTH_ISSUER is set")
     clock = clock or HybridLogicalClock(settings.origin)
     service = MessageService(store, clock, settings.limits)
     now_s = lambda: int(time.time())  # noqa: E731
     replicator = Replicator(
         settings.origin, settings.peers, transport, now_s, settings.limits, settings.replication_timeout_s
     )
-    return Overcast(settings, store, clock, service, HttpApp(service, settings, now_s), replicator)
+    return Overcast(settings, store, clock, service, HttpApp(service, settings, now_s, policy), replicator)

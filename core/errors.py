@@ -68,6 +68,50 @@ class Unauthorized(OvercastError):
     status = 401
 
 
+class Unauthenticated(Unauthorized):
+    """No usable bearer token (RFC 6750). The response carries a ``WWW-Authenticate`` challenge:
+    without an error code when the request had no token, ``invalid_token`` when it had a bad one."""
+
+    code = "token_missing"
+    bearer_error: str | None = None
+
+    def challenge(self) -> str:
+        return _bearer_challenge(self.bearer_error, self.message)
+
+
+class InvalidToken(Unauthenticated):
+    """A bearer token that fails verification (signature, issuer, audience, expiry, algorithm...)."""
+
+    code = "invalid_token"
+    bearer_error = "invalid_token"
+
+
+class Forbidden(OvercastError):
+    """A verified caller who may not do this (not the message's author, author mismatch)."""
+
+    code = "forbidden"
+    status = 403
+
+
+class InsufficientScope(Forbidden):
+    code = "insufficient_scope"
+
+    def __init__(self, scopes: list[str]) -> None:
+        super().__init__(f"the token lacks the scope(s): {' '.join(scopes)}")
+        self.scopes = scopes
+
+    def challenge(self) -> str:
+        return _bearer_challenge("insufficient_scope", self.message) + f', scope="{" ".join(self.scopes)}"'
+
+
+def _bearer_challenge(error: str | None, description: str) -> str:
+    if error is None:  # RFC 6750 3.1: no error code when the request carried no credentials
+        return 'Bearer realm="overcast"'
+    # error_description is limited to %x20-21 / %x23-5B / %x5D-7E: no quote, no backslash.
+    text = "".join(c for c in description if 0x20 <= ord(c) <= 0x7E and c not in '"\\')[:200]
+    return f'Bearer realm="overcast", error="{error}", error_description="{text}"'
+
+
 class Unavailable(OvercastError):
     """A dependency (the store, a peer) cannot answer now. Clients should retry after ``retry_after``."""
 

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from core.errors import Unavailable, ValidationError
+from core.errors import InvalidToken, Unauthenticated, Unavailable, ValidationError
 from core.model import Message, Page, decode_cursor, encode_cursor, validate_channel, validate_message_id
 
 
@@ -155,6 +155,42 @@ class PeerTransport(ABC):
     @abstractmethod
     def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> PeerResponse:
         """POST and return the response; raise Unavailable when the peer cannot be reached."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A verified caller: the token's subject, the claim used as message author, its scopes."""
+
+    subject: str
+    author: str
+    scopes: frozenset[str] = frozenset()
+
+
+#: Longest Authorization header read: real access tokens are 1-2 KB; anything far bigger is
+#: refused before any parsing, so a huge header costs nothing.
+MAX_BEARER_TOKEN_CHARS = 8192
+
+
+class Authorizer(ABC):
+    """Verifies a request's bearer credential and says who the caller is."""
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The principal of an ``Authorization: Bearer <token>`` header. Raises Unauthenticated
+        when there is no bearer token, InvalidToken when it does not verify, Unavailable when the
+        issuer's keys cannot be fetched."""
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise Unauthenticated("a bearer token is required")
+        token = token.strip()
+        if not token:
+            raise InvalidToken("the bearer token is empty")
+        if len(token) > MAX_BEARER_TOKEN_CHARS:
+            raise InvalidToken("the bearer token is too large")
+        return self._verify(token)
+
+    @abstractmethod
+    def _verify(self, token: str) -> Principal:
+        """Verify the token (signature, issuer, audience, lifetime); raise InvalidToken if not."""
 
 
 class SystemClock(Clock):

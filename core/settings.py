@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from core.auth import ASYMMETRIC_ALGORITHMS, AuthSettings
 from core.errors import ConfigurationError, ValidationError
 from core.model import ORIGIN_RE, Limits
 
@@ -49,6 +50,39 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("OVERCAST_REPLICATION_MAX_SKEW_S", "300", "Signed batches older or newer than this are rejected as stale."),
     Setting("OVERCAST_REPLICATION_TIMEOUT_S", "5", "Timeout of one push to a peer."),
+    Setting(
+        "OVERCAST_AUTH_ISSUER",
+        "",
+        "OIDC issuer of the bearer tokens writes need (https://; e.g. an Auth0 tenant's URL, trailing slash "
+        "included). Unset and auth not disabled: every write answers 503 misconfigured.",
+    ),
+    Setting(
+        "OVERCAST_AUTH_AUDIENCE",
+        "",
+        "The audience (aud) tokens must carry: the API identifier. Required with an issuer.",
+    ),
+    Setting(
+        "OVERCAST_AUTH_JWKS_URL",
+        "",
+        "Where the issuer's signing keys are; default: the jwks_uri of the issuer's /.well-known/openid-configuration.",
+    ),
+    Setting(
+        "OVERCAST_AUTH_ALGORITHMS", "RS256 ES256", "Signature algorithms accepted (asymmetric only; never HS* or none)."
+    ),
+    Setting("OVERCAST_AUTH_REQUIRED_SCOPES", "", "Scopes (space separated) every write's token must carry."),
+    Setting("OVERCAST_AUTH_ADMIN_SCOPE", "overcast:admin", "Scope that may delete anyone's message."),
+    Setting(
+        "OVERCAST_AUTH_AUTHOR_CLAIM",
+        "sub",
+        "Token claim stored as the message's author and compared on delete: sub, or a name claim unique per user.",
+    ),
+    Setting("OVERCAST_AUTH_PUBLIC_READS", "true", "false: listing and reading messages need a valid token too."),
+    Setting("OVERCAST_AUTH_LEEWAY_S", "30", "Clock skew allowed on a token's exp, nbf and iat."),
+    Setting(
+        "OVERCAST_AUTH_DISABLED",
+        "false",
+        "true: writes need no token and the body's author is stored (local demos only; logged as a warning).",
+    ),
 )
 
 
@@ -73,6 +107,7 @@ class Settings:
     peers: tuple[Peer, ...]
     replication_max_skew_s: int
     replication_timeout_s: float
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -107,6 +142,7 @@ class Settings:
             "peers": _peers(raw("OVERCAST_PEERS"), env, raw("OVERCAST_REPLICATION_SECRET"), origin),
             "replication_max_skew_s": _number(raw, "OVERCAST_REPLICATION_MAX_SKEW_S", int, 1, 86_400),
             "replication_timeout_s": _number(raw, "OVERCAST_REPLICATION_TIMEOUT_S", float, 0.1, 120),
+            "auth": _auth(raw),
         }
         values.update(overrides)
         return cls(**values)
@@ -150,6 +186,61 @@ def _peers(text: str, env: Mapping[str, str], default_secret: str, origin: str) 
     except (ValueError, KeyError, TypeError, ValidationError) as exc:
         raise ConfigurationError(f"OVERCAST_PEERS: {exc}") from None
     return tuple(peers)
+
+
+def _flag(raw: Callable[[str], str], name: str) -> bool:
+    text = raw(name).strip().lower()
+    if text in {"true", "1", "yes"}:
+        return True
+    if text in {"false", "0", "no", ""}:
+        return False
+    raise ConfigurationError(f"{name}={text!r}: use true or false")
+
+
+def _auth(raw: Callable[[str], str]) -> AuthSettings:
+    issuer = raw("OVERCAST_AUTH_ISSUER").strip()
+    audience = raw("OVERCAST_AUTH_AUDIENCE").strip()
+    jwks_url = raw("OVERCAST_AUTH_JWKS_URL").strip()
+    disabled = _flag(raw, "OVERCAST_AUTH_DISABLED")
+    if disabled and issuer:
+        raise ConfigurationError("OVERCAST_AUTH_DISABLED=true and OVERCAST_AUTH_ISSUER are both set: choose one")
+    for name, url in (("OVERCAST_AUTH_ISSUER", issuer), ("OVERCAST_AUTH_JWKS_URL", jwks_url)):
+        if url and not is_secure_url(url):
+            raise ConfigurationError(f"{name}={url!r}: use https:// (http:// only on a loopback address)")
+    if issuer and not audience:
+        raise ConfigurationError("OVERCAST_AUTH_AUDIENCE is required with OVERCAST_AUTH_ISSUER")
+    algorithms = tuple(raw("OVERCAST_AUTH_ALGORITHMS").split())
+    refused = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
+    if refused or not algorithms:
+        raise ConfigurationError(
+            f"OVERCAST_AUTH_ALGORITHMS: {' '.join(refused) or '(none)'} not allowed; "
+            f"use some of {' '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
+        )
+    claim = raw("OVERCAST_AUTH_AUTHOR_CLAIM").strip()
+    if not claim:
+        raise ConfigurationError("OVERCAST_AUTH_AUTHOR_CLAIM must name a claim (e.g. sub)")
+    return AuthSettings(
+        issuer=issuer,
+        audience=audience,
+        jwks_url=jwks_url,
+        algorithms=algorithms,
+        required_scopes=frozenset(raw("OVERCAST_AUTH_REQUIRED_SCOPES").split()),
+        admin_scope=raw("OVERCAST_AUTH_ADMIN_SCOPE").strip(),
+        author_claim=claim,
+        public_reads=_flag(raw, "OVERCAST_AUTH_PUBLIC_READS"),
+        leeway_s=_number(raw, "OVERCAST_AUTH_LEEWAY_S", int, 0, 300),
+        disabled=disabled,
+    )
+
+
+def is_secure_url(url: str) -> bool:
+    """https://, or http:// to a loopback address (a test issuer on this machine)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return bool(parts.hostname)
+    return parts.scheme == "http" and (parts.hostname or "").startswith("127.")
 
 
 def markdown_table() -> str:

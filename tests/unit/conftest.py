@@ -11,6 +11,7 @@ from core.http import Request, Response
 from core.model import HybridLogicalClock
 from core.settings import Settings
 from tests.fakes import InMemoryMessageStore, ManualClock, RecordingTransport
+from tests.fixtures.oidc import AUTH_OFF
 from tests.openapi import assert_response_conforms
 
 
@@ -63,7 +64,7 @@ def store() -> InMemoryMessageStore:
 
 @pytest.fixture
 def overcast(store: InMemoryMessageStore, clock: ManualClock) -> Overcast:
-    settings = Settings.from_env({"OVERCAST_PROVIDER": "aws", "OVERCAST_REGION": "eu-west-1"})
+    settings = Settings.from_env({"OVERCAST_PROVIDER": "aws", "OVERCAST_REGION": "eu-west-1", **AUTH_OFF})
     return bootstrap(settings, store, RecordingTransport(), HybridLogicalClock("aws", clock.now_ms))
 
 
