@@ -30,7 +30,7 @@ def run(report: Section) -> None:
     report.figure("import handlers.azure on top of the SDKs (same interpreter)", extra_s * 1000, "ms")
     report.figure("import ratio (SDKs + that increment) / SDKs", round((sdk_s + extra_s) / sdk_s, 3), "x", "<= 1.15")
 
-    from adapters.azure.cosmos_store import CosmosMessageStore, ensure_container
+    from adapters.azure.store import CosmosMessageStore, ensure_container
     from core.bootstrap import bootstrap
     from core.model import Message, Version, new_message_id
     from core.settings import Settings
@@ -80,7 +80,7 @@ def _keep_alive_figures(report: Section) -> None:
     `connection: close`, so every call opens a new TCP + TLS connection) vs on the launcher."""
     import shutil
 
-    from adapters.azure.cosmos_store import ensure_container
+    from adapters.azure.store import ensure_container
     from emulators.base import ServerProcess, free_port
     from emulators.cosmos import CosmosEmulator, emulator_client, find_package
 

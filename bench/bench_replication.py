@@ -1,7 +1,7 @@
 """Replication lag on the local runtime: a write acknowledged in one cloud → readable in the other.
 
-A mesh of AWS (runtime.aws: moto DynamoDB, Streams poller → handlers.aws.stream) and Azure
-(runtime.azure: cosmosdb-server, emulated change feed → handlers.azure.replicate), each its own
+A mesh of AWS (runtime.aws: moto DynamoDB, Streams poller → handlers.aws.changes) and Azure
+(runtime.azure: cosmosdb-server, emulated change feed → handlers.azure.changes), each its own
 processes on its own loopback address. For each direction, an open-loop writer posts at a
 steady rate (RATE writes/s for SECONDS s, after a short warm-up) and a reader polls the other
 cloud every POLL_S; a message's lag is the time from the 201 in the source cloud to the first

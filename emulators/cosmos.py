@@ -120,7 +120,7 @@ def emulator_client(endpoint: str, key: str = KEY, **options: Any) -> CosmosClie
         raise ValueError(f"emulator clients talk to loopback only, not {endpoint}")
     import urllib3
 
-    from adapters.azure.cosmos_store import cosmos_client
+    from adapters.azure.store import cosmos_client
 
     # Verification is off on purpose (expired emulator certificate): don't warn on every request.
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)

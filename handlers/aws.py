@@ -2,7 +2,7 @@
 the anti-entropy schedule.
 
     http(event, context)          API Gateway HTTP API (payload 2.0) or REST API (1.0) → the app
-    stream(event, context)        DynamoDB Streams batch → replication to peers, batchItemFailures
+    changes(event, context)       DynamoDB Streams batch → replication to peers, batchItemFailures
     anti_entropy(event, context)  EventBridge schedule → one anti-entropy pass against every peer
 
 The store, the DynamoDB client and the app are built once per process, on the first invocation
@@ -27,8 +27,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from adapters.aws.dynamodb_store import DynamoDBMessageStore, make_client
 from adapters.aws.events import ApiGatewayV1Event, ApiGatewayV2Event, DynamoDBStreamEvent, infer
+from adapters.aws.store import DynamoDBMessageStore, make_client
 from adapters.http_peer import UrllibPeerTransport
 from core.bootstrap import Overcast, bootstrap
 from core.errors import OvercastError, ValidationError
@@ -100,7 +100,7 @@ def http(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     return shape.to_response(app.handle(request))
 
 
-def stream(event: dict[str, Any], context: Any = None) -> dict[str, list[dict[str, str]]]:
+def changes(event: dict[str, Any], context: Any = None) -> dict[str, list[dict[str, str]]]:
     """DynamoDB Streams batch → forward locally-originated changes to every peer.
 
     Returns ``batchItemFailures`` with the sequence number of every record that was not delivered

@@ -2,7 +2,7 @@
 v1 — one ``function.json`` per function, which is what serverless-azure-functions generates).
 
     http(req, context)             HTTP trigger, route "{*path}" → core app → HttpResponse
-    replicate(documents, context)  Cosmos DB trigger (change feed) → replication to peers;
+    changes(documents, context)    Cosmos DB trigger (change feed) → replication to peers;
                                    raises when a push failed, so the retry policy re-delivers
     anti_entropy(timer, context)   timer trigger → one anti-entropy pass against every peer
 
@@ -40,8 +40,8 @@ from typing import Any
 
 import azure.functions as func
 
-from adapters.azure.cosmos_store import CosmosMessageStore, cosmos_client
-from adapters.azure.functions import DEFAULT_ROUTE_PREFIX, ChangeFeedBatch, to_request, to_response
+from adapters.azure.events import DEFAULT_ROUTE_PREFIX, ChangeFeedBatch, to_request, to_response
+from adapters.azure.store import CosmosMessageStore, cosmos_client
 from adapters.http_peer import UrllibPeerTransport
 from core.bootstrap import Overcast, bootstrap
 from core.errors import ConfigurationError, OvercastError, Unavailable
@@ -128,7 +128,7 @@ class ReplicationIncomplete(Unavailable):
     code = "replication_incomplete"
 
 
-def replicate(documents: func.DocumentList, context: func.Context) -> None:
+def changes(documents: func.DocumentList, context: func.Context) -> None:
     """Cosmos DB change feed → forward locally-originated changes to every peer.
 
     If any push failed the invocation RAISES: with the function's retry policy the host runs the

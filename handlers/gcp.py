@@ -1,9 +1,9 @@
 """Composition root of the Google Cloud provider: Cloud Functions entrypoints (functions-framework).
 
     http(request)                      HTTP function: flask.Request → the app → (body, status, headers)
-    on_firestore_write(data, context)  1st gen Firestore trigger (document.write): replicate the change
-    on_firestore_event(cloud_event)    Eventarc CloudEvent (google.cloud.firestore.document.v1.written,
+    changes(cloud_event)               Eventarc CloudEvent (google.cloud.firestore.document.v1.written,
                                        protobuf DocumentEventData): replicate the change
+    changes(data, context)             1st gen Firestore trigger (document.write): the same
     anti_entropy(event, context=None)  Cloud Scheduler → Pub/Sub → one anti-entropy pass
 
 ``main.py`` at the repository root re-exports these (the Python runtime loads ``main.py``).
@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 
-from adapters.gcp.firestore_store import FirestoreMessageStore
-from adapters.gcp.http import to_request, to_response
+from adapters.gcp.events import to_request, to_response
+from adapters.gcp.store import FirestoreMessageStore
 from adapters.http_peer import UrllibPeerTransport
 from core.bootstrap import Overcast, bootstrap
 from core.errors import ConfigurationError, OvercastError, Unavailable, ValidationError
@@ -126,28 +126,22 @@ def http(request: Any) -> tuple[bytes, int, dict[str, str]]:
     return to_response(app.handle(core_request))
 
 
-def on_firestore_event(cloud_event: Any) -> None:
-    """Eventarc (2nd gen) Firestore trigger: CloudEvent with protobuf (or JSON) DocumentEventData."""
+def changes(event: Any, context: Any = None) -> None:
+    """The Firestore trigger, either delivery: an Eventarc (2nd gen) CloudEvent with protobuf (or
+    JSON) DocumentEventData, called ``changes(cloud_event)`` (signature ``cloudevent``), or a 1st
+    gen background event (providers/cloud.firestore/eventTypes/document.write), called
+    ``changes(data, context)`` (signature ``event``)."""
     from adapters.gcp.events import FirestoreDocumentEvent  # the HTTP function's cold start skips it
 
     try:
-        event = FirestoreDocumentEvent.from_cloud_event(cloud_event)
+        if context is None:
+            parsed = FirestoreDocumentEvent.from_cloud_event(event)
+        else:
+            parsed = FirestoreDocumentEvent.from_background(event, context)
     except ValidationError as error:
         log(logger, logging.ERROR, "unreadable Firestore event dropped", error=error.message)
         return
-    replicate(event)
-
-
-def on_firestore_write(data: Mapping[str, Any], context: Any = None) -> None:
-    """1st gen Firestore trigger (providers/cloud.firestore/eventTypes/document.write)."""
-    from adapters.gcp.events import FirestoreDocumentEvent
-
-    try:
-        event = FirestoreDocumentEvent.from_background(data, context)
-    except ValidationError as error:
-        log(logger, logging.ERROR, "unreadable Firestore event dropped", error=error.message)
-        return
-    replicate(event)
+    replicate(parsed)
 
 
 def replicate(event: FirestoreDocumentEvent) -> None:

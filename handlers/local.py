@@ -15,7 +15,7 @@ from pathlib import Path
 
 from adapters.http_peer import UrllibPeerTransport
 from adapters.local.http_server import LocalHttpServer
-from adapters.local.sqlite_store import SqliteMessageStore
+from adapters.local.store import SqliteMessageStore
 from core.bootstrap import Overcast, bootstrap
 from core.errors import ConfigurationError
 from core.settings import Settings

@@ -8,7 +8,7 @@
   invocation); the returned dict becomes the HTTP response (cookies, base64 bodies included).
 * Streams: a background poller reads the table's stream through the real DynamoDB Streams API
   of the server (DescribeStream, GetShardIterator from LATEST at start, GetRecords per shard),
-  batches records into the Lambda event shape and calls ``handlers.aws.stream``. It honours
+  batches records into the Lambda event shape and calls ``handlers.aws.changes``. It honours
   ``batchItemFailures`` the way Lambda does with ReportBatchItemFailures: the shard stops, and
   the batch is re-delivered from the first failed record after a backoff, until it succeeds or
   the retry budget is spent (then it is dropped like a batch sent to an on-failure destination;
@@ -208,7 +208,7 @@ class StreamPoller:
         table: str,
         invoke: Callable[[dict[str, Any], Any], dict[str, Any]],
         *,
-        function_name: str = "stream",
+        function_name: str = "changes",
         batch_size: int = 100,
         max_retries: int = 10,
         poll_interval_s: float = 0.25,
@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import boto3
 
-    from adapters.aws.dynamodb_store import CLIENT_CONFIG
+    from adapters.aws.store import CLIENT_CONFIG
     from adapters.aws.table import create_table
     from handlers import aws as handler
 
@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             dynamodb,
             streams,
             args.table,
-            handler.stream,
+            handler.changes,
             batch_size=args.batch_size,
             max_retries=args.stream_max_retries,
             region=args.region,

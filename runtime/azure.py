@@ -4,7 +4,7 @@
         --cosmos-endpoint https://127.0.0.1:8081 --cosmos-key KEY --database overcast --container messages [--create]
 
 It is NOT the Functions host. It runs the same entrypoints the deployed package runs
-(``handlers.azure.http``, ``handlers.azure.replicate``, ``handlers.azure.anti_entropy``) with
+(``handlers.azure.http``, ``handlers.azure.changes``, ``handlers.azure.anti_entropy``) with
 real ``azure.functions`` objects built the way the host builds them:
 
 - HTTP: every request becomes a ``func.HttpRequest`` (method, full URL, headers, query params,
@@ -45,7 +45,7 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.functions as func
 from azure.functions.timer import TimerRequest
 
-from adapters.azure.functions import DEFAULT_ROUTE_PREFIX, strip_route_prefix, to_documents
+from adapters.azure.events import DEFAULT_ROUTE_PREFIX, strip_route_prefix, to_documents
 from core.logs import get_logger, log
 from core.model import Message, Version
 from core.ports import MessageStore
@@ -250,7 +250,7 @@ class ChangeFeedEmulator:
         while not self.stop_event.is_set():
             documents = to_documents(m.to_record() for m in batch)
             try:
-                self.function(documents, LocalContext("replicate", attempt, self.max_retries))
+                self.function(documents, LocalContext("changes", attempt, self.max_retries))
                 self.delivered += len(batch)
                 return True
             except Exception as exc:
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import handlers.azure as entrypoints
-    from adapters.azure.cosmos_store import ensure_container
+    from adapters.azure.store import ensure_container
     from core.errors import ConfigurationError, OvercastError
     from emulators.cosmos import KEY, emulator_client
 
@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_change_feed:
         feed = ChangeFeedEmulator(
             overcast.store,
-            entrypoints.replicate,
+            entrypoints.changes,
             poll_s=args.poll_s,
             retry_min_s=args.retry_min_s,
             retry_max_s=args.retry_max_s,

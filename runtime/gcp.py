@@ -9,7 +9,7 @@
   every document change into the CloudEvent Eventarc would deliver — binary mode, type
   ``google.cloud.firestore.document.v1.written``, ``application/protobuf`` DocumentEventData with
   ``value`` and ``old_value`` — and POSTs it into the functions-framework app for
-  ``main.on_firestore_event`` (signature ``cloudevent``). A non-2xx answer (the function raised)
+  ``main.changes`` (signature ``cloudevent``). A non-2xx answer (the function raised)
   is retried with exponential backoff, as Eventarc does with retries enabled, until it succeeds,
   ``--max-attempts`` is spent (then it is dropped and logged: anti-entropy repairs it), or the
   runtime stops. Changes that exist before start are not delivered (Eventarc neither).
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
 
     source = str(ROOT / "main.py")
     http_app = functions_framework.create_app("http", source, "http")
-    event_app = functions_framework.create_app("on_firestore_event", source, "cloudevent")
+    event_app = functions_framework.create_app("changes", source, "cloudevent")
 
     def send(headers: dict[str, str], body: bytes) -> int:
         # A client per delivery: the dispatcher's workers post concurrently.

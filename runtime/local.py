@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from adapters.http_peer import UrllibPeerTransport
     from adapters.local.http_server import LocalHttpServer
-    from adapters.local.sqlite_store import SqliteMessageStore
+    from adapters.local.store import SqliteMessageStore
     from core.bootstrap import bootstrap
     from core.replication import Replicator
     from core.settings import Settings

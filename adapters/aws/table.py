@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import os
 
-    from adapters.aws.dynamodb_store import make_client
+    from adapters.aws.store import make_client
 
     parser = argparse.ArgumentParser(prog="python -m adapters.aws.table", description=main.__doc__)
     parser.add_argument("--endpoint-url", required=True, help="e.g. http://127.0.0.1:8000")

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from adapters.azure.cosmos_store import CosmosMessageStore
+from adapters.azure.store import CosmosMessageStore
 from tests.contract.store_suite import MessageStoreConformance
 
 pytestmark = pytest.mark.emulator("cosmos")

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from adapters.aws.dynamodb_store import DynamoDBMessageStore
+from adapters.aws.store import DynamoDBMessageStore
 from tests.contract.store_suite import MessageStoreConformance
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from adapters.gcp.firestore_store import FirestoreMessageStore
+from adapters.gcp.store import FirestoreMessageStore
 from tests.contract.store_suite import MessageStoreConformance
 
 pytestmark = pytest.mark.emulator("firestore")

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.local.sqlite_store import SqliteMessageStore
+from adapters.local.store import SqliteMessageStore
 from tests.contract.store_suite import MessageStoreConformance
 
 

@@ -155,7 +155,7 @@ def test_stream_forwards_local_changes_and_skips_removes(
     lambda_env: dict[str, str], peer_receiver: PeerReceiver
 ) -> None:
     event = load_event("aws", "dynamodb_stream_batch")
-    assert handler.stream(event, context()) == {"batchItemFailures": []}
+    assert handler.changes(event, context()) == {"batchItemFailures": []}
     records = peer_receiver.records
     # INSERT (origin aws) and MODIFY (tombstone written here) go out; the azure-origin INSERT came
     # from that peer and is not echoed back; the REMOVE is ignored.
@@ -165,7 +165,7 @@ def test_stream_forwards_local_changes_and_skips_removes(
 
 def test_stream_reports_every_undelivered_record(lambda_env: dict[str, str], peer_receiver: PeerReceiver) -> None:
     peer_receiver.statuses = [503]
-    result = handler.stream(load_event("aws", "dynamodb_stream_batch"), context())
+    result = handler.changes(load_event("aws", "dynamodb_stream_batch"), context())
     assert result == {
         "batchItemFailures": [{"itemIdentifier": "100000000012345678901"}, {"itemIdentifier": "100000000012345678902"}]
     }
@@ -175,7 +175,7 @@ def test_stream_reports_every_undelivered_record(lambda_env: dict[str, str], pee
 def test_stream_reports_an_unreadable_record_and_delivers_the_rest(
     lambda_env: dict[str, str], peer_receiver: PeerReceiver
 ) -> None:
-    result = handler.stream(load_event("aws", "dynamodb_stream_unparseable_record"), context())
+    result = handler.changes(load_event("aws", "dynamodb_stream_unparseable_record"), context())
     assert result == {"batchItemFailures": [{"itemIdentifier": "100000000012345678905"}]}
     assert len(peer_receiver.records) == 2
 
@@ -185,7 +185,7 @@ def test_stream_with_unreachable_peer_fails_the_records(
 ) -> None:
     monkeypatch.setenv("OVERCAST_PEERS", json.dumps([{"name": "azure", "url": "http://127.0.0.1:9"}]))
     handler.reset()
-    result = handler.stream(load_event("aws", "dynamodb_stream_batch"), context())
+    result = handler.changes(load_event("aws", "dynamodb_stream_batch"), context())
     assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == [
         "100000000012345678901",
         "100000000012345678902",

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from adapters.aws.dynamodb_store import DynamoDBMessageStore, make_client
+from adapters.aws.store import DynamoDBMessageStore, make_client
 from core.errors import AlreadyExists, ConfigurationError, Unavailable
 from emulators.moto import EMULATOR_CREDENTIALS, EMULATOR_REGION, MotoServer
 from tests.contract.store_suite import make_message

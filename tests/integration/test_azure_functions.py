@@ -20,8 +20,8 @@ from azure.functions.meta import Datum
 from azure.functions.timer import TimerRequestConverter
 
 import handlers.azure as entrypoints
-from adapters.azure.cosmos_store import CosmosMessageStore
-from adapters.azure.functions import api_path, to_request
+from adapters.azure.events import api_path, to_request
+from adapters.azure.store import CosmosMessageStore
 from core.anti_entropy import AntiEntropyError
 from core.bootstrap import Overcast
 from core.errors import ConfigurationError, Unavailable
@@ -156,7 +156,7 @@ def test_change_feed_forwards_locally_originated_changes_only(
     azure_app: Overcast, replication_peer: ReplicationPeer
 ) -> None:
     local, tombstone, from_aws = load_event("azure", "cosmos_change_feed")
-    entrypoints.replicate(change_feed_event(), LocalContext("replicate"))
+    entrypoints.changes(change_feed_event(), LocalContext("changes"))
     assert replication_peer.has(local["channel"], local["id"]) == Message.from_record(local)
     delivered = replication_peer.has(tombstone["channel"], tombstone["id"])
     assert delivered is not None and delivered.deleted
@@ -169,10 +169,10 @@ def test_failed_push_raises_so_the_retry_policy_redelivers(
     local = load_event("azure", "cosmos_change_feed")[0]
     replication_peer.stop()  # the peer cloud is down
     with pytest.raises(entrypoints.ReplicationIncomplete) as failure:
-        entrypoints.replicate(change_feed_event(), LocalContext("replicate"))
+        entrypoints.changes(change_feed_event(), LocalContext("changes"))
     assert failure.value.status == 503 and "not delivered" in failure.value.message
     replication_peer.start()  # back on the same address: the platform's retry delivers
-    entrypoints.replicate(change_feed_event(), LocalContext("replicate", retry_count=1, max_retry_count=8))
+    entrypoints.changes(change_feed_event(), LocalContext("changes", retry_count=1, max_retry_count=8))
     assert replication_peer.has(local["channel"], local["id"]) == Message.from_record(local)
 
 
@@ -181,14 +181,14 @@ def test_unreadable_documents_are_skipped_and_the_rest_delivered(
 ) -> None:
     local = load_event("azure", "cosmos_change_feed")[0]
     foreign = {"id": "lease-or-junk", "channel": "london", "_rid": "x", "_ts": 1}
-    entrypoints.replicate(change_feed_event([foreign, local]), LocalContext("replicate"))
+    entrypoints.changes(change_feed_event([foreign, local]), LocalContext("changes"))
     assert replication_peer.has(local["channel"], local["id"]) is not None
 
 
 def test_a_batch_with_nothing_local_does_not_touch_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
     entrypoints.install(None)
     monkeypatch.delenv("COSMOS_ENDPOINT", raising=False)  # building the app would fail
-    entrypoints.replicate(change_feed_event([{"id": "junk"}]), LocalContext("replicate"))
+    entrypoints.changes(change_feed_event([{"id": "junk"}]), LocalContext("changes"))
 
 
 # -- anti-entropy timer --------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def test_timer_anti_entropy_fails_the_invocation_when_a_peer_is_down(
 
 @pytest.fixture
 def proxied_store(cosmos_fault_proxy: CosmosFaultProxy, cosmos_container: Any) -> Iterator[CosmosMessageStore]:
-    from adapters.azure.cosmos_store import cosmos_client
+    from adapters.azure.store import cosmos_client
     from emulators.cosmos import KEY
     from tests.fixtures.cosmos import DATABASE
 
@@ -321,7 +321,7 @@ def test_missing_container_is_a_configuration_error(cosmos_client: Any) -> None:
 
 
 def test_unreachable_account_is_unavailable_at_client_build() -> None:
-    from adapters.azure.cosmos_store import cosmos_client
+    from adapters.azure.store import cosmos_client
     from emulators.base import free_port
     from emulators.cosmos import KEY
 

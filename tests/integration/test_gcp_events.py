@@ -1,7 +1,7 @@
 """Firestore change events → replication, through the real functions-framework app.
 
 The recorded deliveries (tests/events/gcp) are POSTed to the Flask app functions-framework builds
-for ``main.on_firestore_event`` (signature ``cloudevent``) — the code path Cloud Run / Eventarc
+for ``main.changes`` (signature ``cloudevent``) — the code path Cloud Run / Eventarc
 uses — and for 1st gen background events. The function forwards the change to a real peer (the
 local provider's HTTP server on SQLite), which verifies the HMAC signature and applies it.
 """
@@ -77,12 +77,12 @@ def gcp(firestore_db: Any, peer: Peer, monkeypatch: pytest.MonkeyPatch) -> Overc
 
 @pytest.fixture(scope="module")
 def event_app() -> Any:
-    return functions_framework.create_app("on_firestore_event", str(ROOT / "main.py"), "cloudevent").test_client()
+    return functions_framework.create_app("changes", str(ROOT / "main.py"), "cloudevent").test_client()
 
 
 @pytest.fixture(scope="module")
 def legacy_app() -> Any:
-    return functions_framework.create_app("on_firestore_write", str(ROOT / "main.py"), "event").test_client()
+    return functions_framework.create_app("changes", str(ROOT / "main.py"), "event").test_client()
 
 
 # -- mapping ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import functions_framework
 import pytest
 
 import handlers.gcp
-from adapters.gcp.http import MAX_READ_BYTES
+from adapters.gcp.events import MAX_READ_BYTES
 
 pytestmark = pytest.mark.emulator("firestore")
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from adapters.gcp.firestore_store import FirestoreMessageStore
+from adapters.gcp.store import FirestoreMessageStore
 from core.errors import ConfigurationError, Unavailable
 from core.model import Message
 from emulators.base import free_port

@@ -51,7 +51,7 @@ def test_three_python312_functions_with_the_handlers(template: dict[str, Any]) -
     functions = {
         r["Properties"]["Handler"]: r["Properties"] for r in of_type(template, "AWS::Lambda::Function").values()
     }
-    assert set(functions) == {"handlers/aws.http", "handlers/aws.stream", "handlers/aws.anti_entropy"}
+    assert set(functions) == {"handlers/aws.http", "handlers/aws.changes", "handlers/aws.anti_entropy"}
     for properties in functions.values():
         assert properties["Runtime"] == "python3.12"
         env = properties["Environment"]["Variables"]
@@ -114,7 +114,7 @@ def test_stream_event_source_reports_partial_failures_with_bounded_retries(templ
     assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": ["ReplicationFailuresQueue", "Arn"]
     }
-    assert mapping["FunctionName"] == {"Fn::GetAtt": ["StreamLambdaFunction", "Arn"]}
+    assert mapping["FunctionName"] == {"Fn::GetAtt": ["ChangesLambdaFunction", "Arn"]}
 
 
 def test_anti_entropy_runs_on_a_schedule(template: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ import yaml
 import handlers.azure as entrypoints
 from tools.packaging import REPO_ROOT
 
-FUNCTIONS = {"http": "httpTrigger", "replicate": "cosmosDBTrigger", "anti_entropy": "timerTrigger"}
+FUNCTIONS = {"http": "httpTrigger", "changes": "cosmosDBTrigger", "anti_entropy": "timerTrigger"}
 KEY_VAULT_REFERENCE = re.compile(
     r"^@Microsoft\.KeyVault\(SecretUri=https://[a-z0-9-]+\.vault\.azure\.net/secrets/[a-z0-9-]+/\)$"
 )
@@ -98,7 +98,7 @@ def test_http_function_catches_every_path_anonymously(azure: Any) -> None:
 def test_change_feed_trigger_has_its_lease_container_and_a_bounded_retry_policy(
     azure: Any, config: dict[str, Any]
 ) -> None:
-    document = function_json(azure, "replicate")
+    document = function_json(azure, "changes")
     (trigger,) = document["bindings"]
     environment = config["provider"]["environment"]
     assert trigger["databaseName"] == environment["COSMOS_DATABASE"]
@@ -137,7 +137,7 @@ def test_host_json_runs_extension_bundle_4_and_serves_the_api_at_the_same_paths_
 
 def test_package_holds_the_azure_code_and_sdks_and_nothing_of_other_clouds(azure: Any) -> None:
     names = azure.names
-    for needed in ("core/app.py", "adapters/azure/cosmos_store.py", "adapters/http_peer.py", "handlers/azure.py"):
+    for needed in ("core/app.py", "adapters/azure/store.py", "adapters/http_peer.py", "handlers/azure.py"):
         assert needed in names
     assert any(n.startswith("azure/cosmos/") for n in names) and any(n.startswith("azure/functions/") for n in names)
     forbidden = ("boto3/", "botocore/", "google/", "handlers/aws.py", "handlers/gcp.py", "adapters/aws/", "tests/")
@@ -199,13 +199,13 @@ def _seconds(duration: str) -> int:
 def test_a_bad_retry_policy_fails_the_packaging_with_a_clear_message(retry: dict[str, Any], problem: str) -> None:
     script = (
         "const {validateRetry} = require('./.serverless_plugins/azure-function-extras.js');"
-        "try { validateRetry('replicate', JSON.parse(process.argv[1])); console.log('accepted'); }"
+        "try { validateRetry('changes', JSON.parse(process.argv[1])); console.log('accepted'); }"
         "catch (e) { console.log(e.message); }"
     )
     out = subprocess.run(
         ["node", "-e", script, json.dumps(retry)], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     ).stdout
-    assert out.startswith("functions.replicate.retry:") and problem in out, out
+    assert out.startswith("functions.changes.retry:") and problem in out, out
 
 
 SMOKE = r"""
@@ -231,7 +231,7 @@ for method, path, body in calls:  # "{id}" in a path is the id the previous answ
                                headers={"content-type": "application/json"}, body=body.encode())
     response = module.http(request, Context())
     answers.append((response.status_code, json.loads(response.get_body() or b"null")))
-module.replicate(func.DocumentList(), Context())  # nothing to forward: returns without the store
+module.changes(func.DocumentList(), Context())  # nothing to forward: returns without the store
 outside = sorted({m.__file__ for m in sys.modules.values() if getattr(m, "__file__", None) and not m.__file__.startswith((root, sys.base_prefix))})
 print(json.dumps({"answers": answers, "outside": outside}))
 """
@@ -274,7 +274,7 @@ def test_the_package_serves_from_cosmos_with_tls_verification_on(azure: Any, tmp
     certificate made here and trusted through REQUESTS_CA_BUNDLE, so nothing is relaxed."""
     import shutil
 
-    from adapters.azure.cosmos_store import ensure_container
+    from adapters.azure.store import ensure_container
     from emulators.cosmos import KEY, CosmosEmulator
 
     openssl = shutil.which("openssl")

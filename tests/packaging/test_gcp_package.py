@@ -38,7 +38,7 @@ def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_three_functions_on_python312(functions: dict[str, dict[str, Any]]) -> None:
-    assert set(functions) == {"http", "on_firestore_write", "anti_entropy"}
+    assert set(functions) == {"http", "changes", "anti_entropy"}
     assert {f["runtime"] for f in functions.values()} == {"python312"}
 
 
@@ -59,7 +59,7 @@ def test_http_function_has_an_https_trigger(functions: dict[str, dict[str, Any]]
 
 
 def test_firestore_trigger_matches_the_store_layout_and_retries(functions: dict[str, dict[str, Any]]) -> None:
-    replicate = functions["on_firestore_write"]
+    replicate = functions["changes"]
     trigger = replicate["eventTrigger"]
     assert trigger["eventType"] == "providers/cloud.firestore/eventTypes/document.write"
     env = replicate["environmentVariables"]
@@ -112,9 +112,9 @@ def test_zip_carries_the_gcp_code_and_only_the_google_sdk(packaged: Any) -> None
     for required in (
         "main.py",
         "handlers/gcp.py",
-        "adapters/gcp/firestore_store.py",
+        "adapters/gcp/store.py",
         "adapters/gcp/events.py",
-        "adapters/gcp/http.py",
+        "adapters/gcp/events.py",
         "adapters/http_peer.py",
         "core/app.py",
         "core/anti_entropy.py",

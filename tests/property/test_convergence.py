@@ -28,7 +28,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.local.sqlite_store import SqliteMessageStore
+from adapters.local.store import SqliteMessageStore
 from core import anti_entropy
 from core.bootstrap import Overcast
 from core.errors import Conflict, IdempotencyMismatch, NotFound

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.local.sqlite_store import SqliteMessageStore
+from adapters.local.store import SqliteMessageStore
 from core.errors import ConfigurationError
 from core.model import Message, Version, new_message_id
 from tests.fakes import InMemoryMessageStore

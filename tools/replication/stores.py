@@ -34,10 +34,10 @@ OPENERS: dict[str, str] = {
 }
 #: scheme → the adapter class each opener builds (for docs and `--help`).
 STORE_CLASSES: dict[str, str] = {
-    "sqlite": "adapters.local.sqlite_store:SqliteMessageStore",
-    "dynamodb": "adapters.aws.dynamodb_store:DynamoDBMessageStore",
-    "cosmos": "adapters.azure.cosmos_store:CosmosMessageStore",
-    "firestore": "adapters.gcp.firestore_store:FirestoreMessageStore",
+    "sqlite": "adapters.local.store:SqliteMessageStore",
+    "dynamodb": "adapters.aws.store:DynamoDBMessageStore",
+    "cosmos": "adapters.azure.store:CosmosMessageStore",
+    "firestore": "adapters.gcp.store:FirestoreMessageStore",
     "cloudant": "adapters.openwhisk.store:CloudantMessageStore",
 }
 
@@ -77,7 +77,7 @@ def open_dynamodb(target: str, query: Mapping[str, str]) -> MessageStore:
     extra: dict[str, str] = {}
     if endpoint and is_loopback(endpoint):  # a local emulator accepts any credentials
         extra = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    make_client = load("adapters.aws.dynamodb_store:make_client")
+    make_client = load("adapters.aws.store:make_client")
     return load(STORE_CLASSES["dynamodb"])(make_client(region, endpoint, **extra), table)
 
 
@@ -94,7 +94,7 @@ def open_cosmos(target: str, query: Mapping[str, str]) -> MessageStore:
     else:
         if not key:
             raise ConfigurationError(f"cosmos spec: set {key_env} to the account key")
-        client = load("adapters.azure.cosmos_store:cosmos_client")(endpoint, key)
+        client = load("adapters.azure.store:cosmos_client")(endpoint, key)
     proxy = client.get_database_client(database).get_container_client(container)
     return load(STORE_CLASSES["cosmos"])(proxy)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.gcp.events import DocumentEventData
-from adapters.gcp.firestore_store import FirestoreMessageStore
+from adapters.gcp.store import FirestoreMessageStore
 from core.model import Message, Version, idempotent_message_id
 from emulators.firestore import FirestoreEmulator
 from runtime.gcp import FirestoreTrigger
