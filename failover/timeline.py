@@ -17,7 +17,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-COLOURS = {"aws": "#ff9900", "azure": "#0078d4", "gcp": "#34a853", "local": "#7f7f7f", "error": "#d62728"}
+from adapters.registry import providers
+
+#: Each provider's colour comes from its spec (adapters/<name>/provider.py); "error" marks failures.
+COLOURS = {**{name: spec.colour for name, spec in providers().items()}, "error": "#d62728"}
 
 
 def _colour(name: str) -> str:

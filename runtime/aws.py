@@ -467,6 +467,23 @@ class AwsCloud(Cloud):
     def kind_args(self) -> list[str]:
         return ["--dynamodb-endpoint", self.emulator.url, "--table", self.table, "--create-table"]
 
+    @classmethod
+    def scheduled_invocation(cls, every_s: float) -> tuple[dict[str, Any], LambdaContext]:
+        """The EventBridge scheduled event and a Lambda context, as the schedule rule invokes."""
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "000000000000",
+            "time": now,
+            "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:000000000000:rule/overcast-anti-entropy"],
+            "detail": {},
+        }
+        return event, LambdaContext("antiEntropy", timeout_s=max(every_s, 60.0))
+
     def store_env(self) -> dict[str, str]:
         return {
             "OVERCAST_DYNAMODB_TABLE": self.table,

@@ -316,6 +316,11 @@ class GcpCloud(Cloud):
     def kind_args(self) -> list[str]:
         return ["--firestore-emulator", self.emulator.host_port, "--project", self.project]
 
+    @classmethod
+    def scheduled_invocation(cls, every_s: float) -> tuple[dict[str, Any], None]:
+        """Cloud Scheduler → Pub/Sub: the message payload is ignored by the function."""
+        return {"@type": "type.googleapis.com/google.pubsub.v1.PubsubMessage", "data": "", "attributes": {}}, None
+
     def store_env(self) -> dict[str, str]:
         return {
             "FIRESTORE_EMULATOR_HOST": self.emulator.host_port,

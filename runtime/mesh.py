@@ -52,6 +52,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from adapters.registry import providers
 from emulators.base import REPO_ROOT, ServerProcess, free_port
 
 if TYPE_CHECKING:
@@ -59,15 +60,11 @@ if TYPE_CHECKING:
     from core.ports import MessageStore
     from tools.replication.verify import VerifyReport
 
-#: kind → (its own loopback address, its Cloud subclass as "module:Class"). A class is imported
-#: only when a mesh uses its kind, so the mesh never loads SDKs it does not run. A new provider adds
-#: one line here and a ``Cloud`` subclass in its runtime/<kind>.py (docs/adding-a-provider.md).
+#: kind → (its own loopback address, its Cloud subclass as "module:Class"), from each provider's
+#: spec (``adapters/<name>/provider.py``: ``address``, ``cloud``). A class is imported only when a
+#: mesh uses its kind, so the mesh never loads SDKs it does not run.
 CLOUD_KINDS: dict[str, tuple[str, str]] = {
-    "aws": ("127.0.0.2", "runtime.aws:AwsCloud"),
-    "azure": ("127.0.0.3", "runtime.azure:AzureCloud"),
-    "gcp": ("127.0.0.4", "runtime.gcp:GcpCloud"),
-    "local": ("127.0.0.5", "runtime.local:LocalCloud"),
-    "openwhisk": ("127.0.0.6", "runtime.openwhisk:OpenWhiskCloud"),
+    spec.name: (spec.address, spec.cloud) for spec in providers().values() if spec.cloud and spec.address
 }
 KINDS = tuple(CLOUD_KINDS)
 KIND_HOSTS = {kind: host for kind, (host, _) in CLOUD_KINDS.items()}
@@ -106,6 +103,11 @@ class Cloud:
     scheduled_entrypoint: str | None = None
     #: Whether the kind's runtime runs anti-entropy itself (``--anti-entropy-every-s``).
     own_timer = False
+
+    @classmethod
+    def scheduled_invocation(cls, every_s: float) -> tuple[Any, Any]:
+        """The ``(event, context)`` the platform's scheduler passes ``scheduled_entrypoint``."""
+        raise NotImplementedError(f"{cls.__name__} has no scheduled entrypoint")
 
     def __init__(
         self,
@@ -193,7 +195,17 @@ class Cloud:
         self.schedule_every_s = every_s
         if entrypoint is None or (self.scheduler and self.scheduler.process):
             return
-        argv = [sys.executable, "-m", "runtime.mesh", "tick", entrypoint, "--every-s", str(every_s)]
+        argv = [
+            sys.executable,
+            "-m",
+            "runtime.mesh",
+            "tick",
+            entrypoint,
+            "--every-s",
+            str(every_s),
+            "--kind",
+            self.kind,
+        ]
         env = {**self.env, **self.store_env()}
         self.scheduler = ServerProcess(
             f"{self.name}-scheduler", argv, host=self.host, port=self.port, env=env, ready=lambda: True
@@ -468,9 +480,10 @@ def main(argv: list[str] | None = None) -> int:
     tick = commands.add_parser("tick", help="call a scheduled entrypoint every N s (a schedule stand-in)")
     tick.add_argument("entrypoint", help="module:function, e.g. handlers.aws:anti_entropy")
     tick.add_argument("--every-s", type=float, required=True)
+    tick.add_argument("--kind", required=True, help="the cloud kind whose scheduler event to send")
     args = parser.parse_args(argv)
     if args.command == "tick":
-        return _tick(args.entrypoint, args.every_s)
+        return _tick(args.entrypoint, args.every_s, args.kind)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -488,45 +501,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _tick(entrypoint: str, every_s: float) -> int:
+def _tick(entrypoint: str, every_s: float, kind: str) -> int:
     """Invoke ``entrypoint(event, context)`` every ``every_s`` seconds with the event its platform's
-    scheduler sends; a raised error is logged (the platform records a failed invocation) and the
-    next tick runs as scheduled."""
-    import datetime as dt
+    scheduler sends (``Cloud.scheduled_invocation`` of the kind); a raised error is logged (the
+    platform records a failed invocation) and the next tick runs as scheduled."""
     import importlib
     import logging
     import time
-    import uuid
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     module, _, name = entrypoint.partition(":")
     function = getattr(importlib.import_module(module), name)
+    kind_class = cloud_class(kind)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     print(f"ready {entrypoint} every {every_s:g} s", flush=True)
     while not stop.wait(every_s):
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        event: dict[str, Any]
-        context: Any
-        if module == "handlers.aws":
-            from runtime.aws import LambdaContext
-
-            event = {
-                "version": "0",
-                "id": str(uuid.uuid4()),
-                "detail-type": "Scheduled Event",
-                "source": "aws.events",
-                "account": "000000000000",
-                "time": now,
-                "region": "us-east-1",
-                "resources": ["arn:aws:events:us-east-1:000000000000:rule/overcast-anti-entropy"],
-                "detail": {},
-            }
-            context = LambdaContext("antiEntropy", timeout_s=max(every_s, 60.0))
-        else:  # Cloud Scheduler → Pub/Sub: the message payload is ignored by the function
-            event = {"@type": "type.googleapis.com/google.pubsub.v1.PubsubMessage", "data": "", "attributes": {}}
-            context = None
+        event, context = kind_class.scheduled_invocation(every_s)
         started = time.monotonic()
         try:
             result = function(event, context)

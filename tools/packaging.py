@@ -21,7 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-PROVIDERS = ("aws", "azure", "gcp")  # the three the project deploys; any serverless.<name>.yml packages
+from adapters.registry import providers as registered_providers
+
+#: The providers the project deploys (their specs, adapters/<name>/provider.py); any
+#: serverless.<name>.yml packages.
+PROVIDERS = tuple(name for name, spec in registered_providers().items() if spec.deployed)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TIMEOUT = 900.0
 # Written into out_dir beside the artifacts: provider, command, seconds, artifact name.

@@ -7,13 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from adapters.registry import providers
+
 ROOT = Path(__file__).resolve().parents[2]
-VENDOR_MODULES = {
-    "aws": ("boto3", "botocore"),
-    "azure": ("azure",),
-    "gcp": ("google.cloud", "google.api_core", "functions_framework"),
-    "openwhisk": ("ibmcloudant", "ibm_cloud_sdk_core"),
-}
+#: provider → the top-level modules of its SDK, from each provider's spec (adapters/<name>/provider.py).
+VENDOR_MODULES = {name: spec.vendor_modules for name, spec in providers().items() if spec.vendor_modules}
 HANDLERS = sorted(p.stem for p in (ROOT / "handlers").glob("*.py") if p.stem != "__init__") + sorted(
     p.name for p in (ROOT / "handlers").iterdir() if p.is_dir() and (p / "__init__.py").exists()
 )
