@@ -22,24 +22,21 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from adapters.aws.events import ApiGatewayV1Event, ApiGatewayV2Event, DynamoDBStreamEvent, infer
+from adapters.aws.events import ApiGatewayV1Event, ApiGatewayV2Event, infer, to_changes
 from adapters.aws.store import DynamoDBMessageStore, make_client
 from adapters.http_peer import UrllibPeerTransport
 from core.bootstrap import Overcast, bootstrap
-from core.errors import OvercastError, ValidationError
-from core.http import Response
+from core.errors import ValidationError
+from core.http import Request, Response
 from core.logs import get_logger, log
-from core.model import Message
 from core.settings import Settings
+from handlers.kit import LazyApp, deliver_changes, serve_http
 
 logger = get_logger("aws")
-_overcast: Overcast | None = None
-_lock = threading.Lock()
 
 
 def build(environ: Mapping[str, str] | None = None) -> Overcast:
@@ -54,22 +51,9 @@ def build(environ: Mapping[str, str] | None = None) -> Overcast:
     return bootstrap(settings, store, UrllibPeerTransport())
 
 
-def overcast() -> Overcast:
-    """The process-wide app, built on first use. A failed build (bad configuration) raises and is
-    retried on the next invocation, so fixing an environment variable needs no redeploy of code."""
-    global _overcast
-    if _overcast is None:
-        with _lock:
-            if _overcast is None:
-                _overcast = build()
-    return _overcast
-
-
-def reset() -> None:
-    """Forget the built app (tests; a local runtime that changes the environment)."""
-    global _overcast
-    with _lock:
-        _overcast = None
+#: The process-wide app (handlers.kit.LazyApp): built on the first invocation, retried after a failed build.
+overcast = LazyApp(build)
+reset = overcast.reset
 
 
 # -- entrypoints --------------------------------------------------------------------------------
@@ -77,61 +61,39 @@ def reset() -> None:
 
 def http(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """API Gateway → core app → API Gateway. Never raises: every failure is a JSON response."""
-    try:
+
+    def parse() -> tuple[Request, Any]:
         shape = infer(event)
         if not isinstance(shape, ApiGatewayV1Event | ApiGatewayV2Event):
             raise ValidationError("the http function takes API Gateway events", code="unknown_event")
         request = shape.to_request()
-    except ValidationError as error:
-        log(logger, logging.WARNING, "unusable http event", error=error.message)
-        bad = ApiGatewayV2Event(event if isinstance(event, dict) else {})
-        return bad.to_response(Response.from_error(error))
-    fallback_id = str(getattr(context, "aws_request_id", "") or "")
-    if not request.request_id and fallback_id:
-        request = replace(request, request_id=fallback_id)
-    try:
-        app = overcast().app
-    except OvercastError as error:  # misconfiguration: a 503 that says what to fix
-        log(logger, logging.ERROR, "cannot build the app", code=error.code, error=error.message)
-        return shape.to_response(Response.from_error(error, request.request_id))
-    except Exception:
-        logger.exception("cannot build the app")
-        return shape.to_response(Response.from_error(OvercastError("internal error; see logs"), request.request_id))
-    return shape.to_response(app.handle(request))
+        fallback_id = str(getattr(context, "aws_request_id", "") or "")
+        if not request.request_id and fallback_id:
+            request = replace(request, request_id=fallback_id)
+        return request, shape.to_response
+
+    def unreadable(response: Response) -> dict[str, Any]:
+        return ApiGatewayV2Event({}).to_response(response)
+
+    return serve_http(logger, parse, unreadable, overcast)
 
 
 def changes(event: dict[str, Any], context: Any = None) -> dict[str, list[dict[str, str]]]:
     """DynamoDB Streams batch → forward locally-originated changes to every peer.
 
-    Returns ``batchItemFailures`` with the sequence number of every record that was not delivered
+    Returns ``batchItemFailures`` with the sequence number of every record whose push failed
     (with ``ReportBatchItemFailures``, Lambda retries the batch from the lowest of them; the
-    on-failure destination gets what exhausts its retries). REMOVE records are hard deletes, which
-    this app never makes (deletes are tombstones), so they are logged and skipped.
+    on-failure destination gets what exhausts its retries). A record that cannot be read is
+    poison: logged with its sequence number and acknowledged, never retried (handlers.kit). REMOVE
+    records are hard deletes, which this app never makes (deletes are tombstones): skipped.
     """
-    batch = DynamoDBStreamEvent(event)
-    failed: list[str] = []
-    pending: list[tuple[str, Message]] = []  # (sequence number, message) in stream order
-    for record in batch.records:
-        if record.event_name == "REMOVE":
-            log(logger, logging.WARNING, "ignoring hard delete in stream", keys=record.keys, seq=record.sequence_number)
-            continue
-        try:
-            pending.append((record.sequence_number, record.new_message()))
-        except ValidationError as error:
-            log(logger, logging.ERROR, "unreadable stream record", seq=record.sequence_number, error=error.message)
-            failed.append(record.sequence_number)
-    if pending:
-        try:
-            result = overcast().replicator.forward([message for _, message in pending])
-            undelivered = {_key(m) for m in result.failed}
-        except Exception:  # nothing was confirmed delivered (bad settings, a bug): retry all of it
-            logger.exception("replication forward failed")
-            undelivered = {_key(m) for _, m in pending}
-        failed.extend(seq for seq, message in pending if _key(message) in undelivered)
-    if failed:
-        log(logger, logging.WARNING, "stream batch partially failed", failed=len(failed), records=len(pending))
-    order = {seq: i for i, seq in enumerate(r.sequence_number for r in batch.records)}
-    return {"batchItemFailures": [{"itemIdentifier": seq} for seq in sorted(set(failed), key=order.__getitem__)]}
+    try:
+        records = to_changes(event)
+    except Exception as exc:  # not a stream batch at all: no retry can fix it
+        log(logger, logging.ERROR, "unreadable stream batch acknowledged", error=f"{type(exc).__name__}: {exc}")
+        return {"batchItemFailures": []}
+    report = deliver_changes(logger, records, overcast)
+    return {"batchItemFailures": [{"itemIdentifier": ident} for ident in dict.fromkeys(report.undelivered)]}
 
 
 def anti_entropy(event: dict[str, Any] | None = None, context: Any = None) -> dict[str, Any]:
@@ -146,7 +108,3 @@ def anti_entropy(event: dict[str, Any] | None = None, context: Any = None) -> di
     log(logger, logging.INFO, "anti-entropy done", ok=summary["ok"], pushed=summary["pushed"], pulled=summary["pulled"])
     report.raise_for_errors()
     return summary
-
-
-def _key(message: Message) -> tuple[str, str, str]:
-    return (message.channel, message.id, str(message.version))

@@ -34,24 +34,22 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 import azure.functions as func
 
-from adapters.azure.events import DEFAULT_ROUTE_PREFIX, ChangeFeedBatch, to_request, to_response
+from adapters.azure.events import DEFAULT_ROUTE_PREFIX, to_changes, to_request, to_response
 from adapters.azure.store import CosmosMessageStore, cosmos_client
 from adapters.http_peer import UrllibPeerTransport
 from core.bootstrap import Overcast, bootstrap
-from core.errors import ConfigurationError, OvercastError, Unavailable
-from core.http import Response
+from core.errors import ConfigurationError, Unavailable
+from core.http import Request
 from core.logs import get_logger, log
 from core.settings import Settings
+from handlers.kit import LazyApp, deliver_changes, serve_http
 
 logger = get_logger("azure")
-_overcast: Overcast | None = None
-_lock = threading.Lock()
 
 DEFAULT_DATABASE = "overcast"
 DEFAULT_CONTAINER = "messages"
@@ -82,22 +80,11 @@ def build(environ: Mapping[str, str] | None = None, *, container: Any = None) ->
     return bootstrap(settings, store, UrllibPeerTransport())
 
 
-def overcast() -> Overcast:
-    """The process-wide app, built on first use. A failed build (bad configuration) raises and is
-    retried on the next invocation, so fixing an app setting needs no redeploy of code."""
-    global _overcast
-    if _overcast is None:
-        with _lock:
-            if _overcast is None:
-                _overcast = build()
-    return _overcast
-
-
-def install(app: Overcast | None) -> None:
-    """Use a prebuilt app (the local host, tests), or forget it with None."""
-    global _overcast
-    with _lock:
-        _overcast = app
+#: The process-wide app (handlers.kit.LazyApp): built on the first invocation, retried after a
+#: failed build, so fixing an app setting needs no redeploy of code. ``install`` puts a prebuilt
+#: one in place (the local host, tests).
+overcast = LazyApp(build)
+install = overcast.install
 
 
 # -- entrypoints --------------------------------------------------------------------------------
@@ -105,21 +92,16 @@ def install(app: Overcast | None) -> None:
 
 def http(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """HTTP trigger → core app → HttpResponse. Never raises: every failure is a JSON response."""
-    invocation_id = str(getattr(context, "invocation_id", "") or "")
-    request = to_request(
-        req,
-        route_prefix=os.environ.get("OVERCAST_AZURE_ROUTE_PREFIX", DEFAULT_ROUTE_PREFIX),
-        invocation_id=invocation_id,
-    )
-    try:
-        app = overcast().app
-    except OvercastError as error:  # misconfiguration: a 503 that says what to fix
-        log(logger, logging.ERROR, "cannot build the app", code=error.code, error=error.message)
-        return to_response(Response.from_error(error, request.request_id))
-    except Exception:
-        logger.exception("cannot build the app")
-        return to_response(Response.from_error(OvercastError("internal error; see logs"), request.request_id))
-    return to_response(app.handle(request))
+
+    def parse() -> tuple[Request, Any]:
+        request = to_request(
+            req,
+            route_prefix=os.environ.get("OVERCAST_AZURE_ROUTE_PREFIX", DEFAULT_ROUTE_PREFIX),
+            invocation_id=str(getattr(context, "invocation_id", "") or ""),
+        )
+        return request, to_response
+
+    return serve_http(logger, parse, to_response, overcast)
 
 
 class ReplicationIncomplete(Unavailable):
@@ -137,27 +119,19 @@ def changes(documents: func.DocumentList, context: func.Context) -> None:
     the scheduled anti-entropy pass repairs what is still missing. A failed push is never
     reported as done.
     """
-    batch = ChangeFeedBatch.from_documents(documents)
-    if not batch.messages:
-        return
-    retry = getattr(context, "retry_context", None)
-    result = overcast().replicator.forward(batch.messages)
-    if result.failed:
+    report = deliver_changes(logger, to_changes(documents), overcast)
+    if not report.ok:
+        retry = getattr(context, "retry_context", None)
         log(
             logger,
             logging.WARNING,
             "change-feed batch not delivered",
-            failed=len(result.failed),
-            records=len(batch.messages),
             retry=getattr(retry, "retry_count", None),
             max_retries=getattr(retry, "max_retry_count", None),
-            errors=result.errors[:5],
         )
-        raise ReplicationIncomplete(
-            f"{len(result.failed)} of {len(batch.messages)} changes not delivered: {'; '.join(result.errors[:3])}",
-            retry_after=10,
-        )
-    log(logger, logging.INFO, "change-feed batch replicated", sent=result.sent, records=len(batch.messages))
+        raise ReplicationIncomplete(report.summary(), retry_after=10)
+    if report.sent:
+        log(logger, logging.INFO, "change-feed batch replicated", sent=report.sent, records=report.records)
 
 
 def anti_entropy(timer: func.TimerRequest, context: func.Context) -> None:

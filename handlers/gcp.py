@@ -28,28 +28,23 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.auth import exceptions as auth_exceptions
 from google.cloud import firestore
 
-from adapters.gcp.events import to_request, to_response
+from adapters.gcp.events import to_changes, to_request, to_response
 from adapters.gcp.store import FirestoreMessageStore
 from adapters.http_peer import UrllibPeerTransport
 from core.bootstrap import Overcast, bootstrap
-from core.errors import ConfigurationError, OvercastError, Unavailable, ValidationError
-from core.http import Response
+from core.errors import ConfigurationError, Unavailable
+from core.http import Request
 from core.logs import get_logger, log
 from core.settings import Settings
-
-if TYPE_CHECKING:
-    from adapters.gcp.events import FirestoreDocumentEvent
+from handlers.kit import LazyApp, deliver_changes, serve_http
 
 logger = get_logger("gcp")
-_overcast: Overcast | None = None
-_lock = threading.Lock()
 
 
 def make_client(project: str | None, database: str) -> firestore.Client:
@@ -86,24 +81,14 @@ def _timeout_ms(text: str) -> int:
     return int(text)
 
 
-def overcast() -> Overcast:
-    """The process-wide app, built on first use. A failed build (bad configuration) raises and is
-    retried on the next invocation, so fixing an environment variable needs no code change."""
-    global _overcast
-    if _overcast is None:
-        with _lock:
-            if _overcast is None:
-                _overcast = build()
-    return _overcast
+#: The process-wide app (handlers.kit.LazyApp): built on the first invocation, retried after a
+#: failed build, so fixing an environment variable needs no code change.
+overcast = LazyApp(build)
 
 
 def reset() -> None:
-    """Forget the built app (tests; a local runtime that changes the environment)."""
-    global _overcast
-    with _lock:
-        built, _overcast = _overcast, None
-    if built is not None:
-        built.store.close()
+    """Forget the built app and close its store (tests; a local runtime that changes the environment)."""
+    overcast.reset(close=True)
 
 
 # -- entrypoints --------------------------------------------------------------------------------
@@ -111,82 +96,34 @@ def reset() -> None:
 
 def http(request: Any) -> tuple[bytes, int, dict[str, str]]:
     """functions-framework HTTP function. Never raises: every failure is a JSON response."""
-    try:
-        core_request = to_request(request)
-    except OvercastError as error:
-        return to_response(Response.from_error(error))
-    try:
-        app = overcast().app
-    except OvercastError as error:  # misconfiguration: a 503 that says what to fix
-        log(logger, logging.ERROR, "cannot build the app", code=error.code, error=error.message)
-        return to_response(Response.from_error(error, core_request.request_id))
-    except Exception:
-        logger.exception("cannot build the app")
-        return to_response(Response.from_error(OvercastError("internal error; see logs"), core_request.request_id))
-    return to_response(app.handle(core_request))
+
+    def parse() -> tuple[Request, Any]:
+        return to_request(request), to_response
+
+    return serve_http(logger, parse, to_response, overcast)
 
 
 def changes(event: Any, context: Any = None) -> None:
     """The Firestore trigger, either delivery: an Eventarc (2nd gen) CloudEvent with protobuf (or
     JSON) DocumentEventData, called ``changes(cloud_event)`` (signature ``cloudevent``), or a 1st
     gen background event (providers/cloud.firestore/eventTypes/document.write), called
-    ``changes(data, context)`` (signature ``event``)."""
-    from adapters.gcp.events import FirestoreDocumentEvent  # the HTTP function's cold start skips it
+    ``changes(data, context)`` (signature ``event``).
 
-    try:
-        if context is None:
-            parsed = FirestoreDocumentEvent.from_cloud_event(event)
-        else:
-            parsed = FirestoreDocumentEvent.from_background(event, context)
-    except ValidationError as error:
-        log(logger, logging.ERROR, "unreadable Firestore event dropped", error=error.message)
-        return
-    replicate(parsed)
-
-
-def replicate(event: FirestoreDocumentEvent) -> None:
-    """Forward the changed message to every peer; raise (→ platform retry) if any push failed.
-
-    Events that no retry can fix are dropped with an error log: a hard delete (this app only
-    writes tombstones, which arrive as updates) and a document that is not a message record.
-    Re-delivery is harmless: peers apply with put_if_newer, and records that arrived from a peer
-    are not forwarded again (their origin is elsewhere).
+    Forwards the changed message to every peer and RAISES if a push failed, so the platform
+    retries the event (deploy with retries on). An event that cannot be read or a document that
+    is not a message is poison, and a hard delete has nothing to send: both are logged and
+    acknowledged (handlers.kit). Re-delivery is harmless: peers apply with put_if_newer, and
+    records that arrived from a peer are not forwarded again (their origin is elsewhere).
     """
-    try:
-        message = event.message()
-    except ValidationError as error:
-        log(
-            logger,
-            logging.ERROR,
-            "Firestore document is not a message; dropped",
-            document=event.document,
-            error=error.message,
-        )
-        return
-    if message is None:
-        log(
-            logger,
-            logging.WARNING,
-            "hard delete ignored (deletes are tombstones)",
-            document=event.document,
-            event_id=event.event_id,
-        )
-        return
-    result = overcast().replicator.forward([message])
-    if not result.ok:
+    report = deliver_changes(logger, to_changes(event, context), overcast)
+    if not report.ok:
         raise Unavailable(
-            f"replication of {event.document} failed: {'; '.join(result.errors)}",
+            f"replication of {', '.join(report.undelivered)} failed: {report.summary()}",
             retry_after=5,
             code="replication_failed",
         )
-    log(
-        logger,
-        logging.INFO,
-        "change replicated",
-        document=event.document,
-        version=str(message.version),
-        sent=result.sent,
-    )
+    if report.sent:
+        log(logger, logging.INFO, "change replicated", event=report.delivered, sent=report.sent)
 
 
 def anti_entropy(event: Any = None, context: Any = None) -> dict[str, Any]:

@@ -31,23 +31,20 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from adapters.http_peer import UrllibPeerTransport
-from adapters.openwhisk.events import ChangeBatch, to_request, to_response
+from adapters.openwhisk.events import to_changes, to_request, to_response
 from adapters.openwhisk.store import CloudantMessageStore, cloudant_client
 from core.bootstrap import Overcast, bootstrap
 from core.errors import ConfigurationError, OvercastError, ValidationError
-from core.http import Response
+from core.http import Request
 from core.logs import get_logger, log
-from core.model import Message
 from core.settings import Settings
+from handlers.kit import LazyApp, deliver_changes, serve_http
 
 logger = get_logger("openwhisk")
-_overcast: Overcast | None = None
-_lock = threading.Lock()
 
 DEFAULT_DATABASE = "overcast"
 _SETTING_PARAM = re.compile(r"^(OVERCAST|CLOUDANT)_[A-Z0-9_]+$")
@@ -94,22 +91,15 @@ def _timeout_s(text: str) -> float:
     return value
 
 
-def overcast(params: Mapping[str, Any] | None = None) -> Overcast:
-    """The container-wide app, built on first use from the environment and the invocation's
-    setting parameters. A failed build raises and is retried on the next invocation."""
-    global _overcast
-    if _overcast is None:
-        with _lock:
-            if _overcast is None:
-                _overcast = build(settings_from(params))
-    return _overcast
+def _build_from(params: Mapping[str, Any] | None = None) -> Overcast:
+    return build(settings_from(params))
 
 
-def install(app: Overcast | None) -> None:
-    """Use a prebuilt app (the local runtime, tests), or forget it with None."""
-    global _overcast
-    with _lock:
-        _overcast = app
+#: The container-wide app (handlers.kit.LazyApp), built on first use from the environment and the
+#: invocation's setting parameters: ``overcast(params)``. A failed build raises and is retried on
+#: the next invocation. ``install`` puts a prebuilt one in place (the local runtime, tests).
+overcast = LazyApp(_build_from)
+install = overcast.install
 
 
 # -- entrypoints --------------------------------------------------------------------------------
@@ -117,59 +107,35 @@ def install(app: Overcast | None) -> None:
 
 def http(params: dict[str, Any]) -> dict[str, Any]:
     """Web action. Never raises: every failure is a JSON response."""
-    try:
-        request = to_request(params)
-    except OvercastError as error:
-        return to_response(Response.from_error(error))
-    try:
-        app = overcast(params).app
-    except OvercastError as error:  # misconfiguration: a 503 that says what to fix
-        log(logger, logging.ERROR, "cannot build the app", code=error.code, error=error.message)
-        return to_response(Response.from_error(error, request.request_id))
-    except Exception:
-        logger.exception("cannot build the app")
-        return to_response(Response.from_error(OvercastError("internal error; see logs"), request.request_id))
-    return to_response(app.handle(request))
+
+    def parse() -> tuple[Request, Any]:
+        return to_request(params), to_response
+
+    return serve_http(logger, parse, to_response, lambda: overcast(params))
 
 
 def changes(params: dict[str, Any]) -> dict[str, Any]:
     """Cloudant changes → peers. A failed push returns ``{"error": ...}``: the activation counts as
     failed and the delivery is retried (the local runtime retries it; on the platform, wire the
-    trigger through a retrying feed). Re-delivery is harmless: peers apply last-writer-wins, and
+    trigger through a retrying feed). A change that is not a message is poison: logged and
+    acknowledged (handlers.kit). Re-delivery is harmless: peers apply last-writer-wins, and
     records that came from a peer are not forwarded again."""
     try:
-        batch = ChangeBatch.from_event(params)
+        records = to_changes(params)
     except ValidationError as error:
         log(logger, logging.ERROR, "unreadable change event dropped", error=error.message)
         return {"forwarded": 0, "dropped": error.message}
-    try:
-        app = overcast(params)
-        messages: list[Message] = list(batch.messages)
-        for channel, message_id in batch.to_read:  # the trigger's event names the document only
-            current = app.store.get(channel, message_id)
-            if current is not None:
-                messages.append(current)
-        if not messages:
-            return {"forwarded": 0, "skipped": len(batch.skipped)}
-        result = app.replicator.forward(messages)
-    except OvercastError as error:  # the store or the configuration: fail so it is retried
-        log(logger, logging.WARNING, "change batch not handled", code=error.code, error=error.message)
-        return {"error": f"{error.code}: {error.message}"}
-    if result.failed:
-        log(
-            logger,
-            logging.WARNING,
-            "change batch not delivered",
-            failed=len(result.failed),
-            records=len(messages),
-            errors=result.errors[:5],
-        )
-        return {
-            "error": f"{len(result.failed)} of {len(messages)} changes not delivered: {'; '.join(result.errors[:3])}",
-            "failed": len(result.failed),
-        }
-    log(logger, logging.INFO, "change batch replicated", sent=result.sent, records=len(messages))
-    return {"forwarded": result.sent, "records": len(messages), "last_seq": batch.last_seq}
+    report = deliver_changes(logger, records, lambda: overcast(params))
+    if not report.ok:
+        return {"error": report.summary(), "failed": len(report.undelivered)}
+    if report.sent:
+        log(logger, logging.INFO, "change batch replicated", sent=report.sent, records=report.records)
+    last_seq = params.get("last_seq")
+    return {
+        "forwarded": report.sent,
+        "records": report.records,
+        "last_seq": None if last_seq is None else str(last_seq),
+    }
 
 
 def anti_entropy(params: dict[str, Any] | None = None) -> dict[str, Any]:

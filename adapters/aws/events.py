@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from adapters.aws.table import item_to_message
+from adapters.protocols import ChangeRecord, messages_of
 from core.errors import ValidationError
 from core.http import Request, Response
 from core.model import Message
@@ -247,3 +248,37 @@ def _encode_body(response: Response) -> dict[str, Any]:
         except UnicodeDecodeError:
             pass
     return {"body": base64.b64encode(response.body).decode("ascii"), "isBase64Encoded": True}
+
+
+# -- the event adapter (adapters.protocols.EventAdapter) -------------------------------------------
+
+
+def to_request(event: Mapping[str, Any]) -> Request:
+    """An API Gateway event (v2 or v1) → core Request; anything else is a ValidationError."""
+    shape = infer(event)
+    if not isinstance(shape, ApiGatewayV1Event | ApiGatewayV2Event):
+        raise ValidationError("the http function takes API Gateway events", code="unknown_event")
+    return shape.to_request()
+
+
+def to_response(response: Response) -> dict[str, Any]:
+    """Core Response → the HTTP API (payload 2.0) answer serverless.aws.yml deploys."""
+    return ApiGatewayV2Event({}).to_response(response)
+
+
+def to_changes(event: Mapping[str, Any]) -> list[ChangeRecord]:
+    """A DynamoDB Streams batch → one record per stream record, named by its sequence number. A
+    REMOVE is a hard delete, which this app never makes (deletes are tombstones): nothing to send."""
+    batch = DynamoDBStreamEvent(event if isinstance(event, Mapping) else {})
+    return [ChangeRecord(record.sequence_number, _reader(record)) for record in batch.records]
+
+
+def to_messages(event: Mapping[str, Any]) -> list[Message]:
+    return messages_of(to_changes(event))
+
+
+def _reader(record: DynamoDBStreamRecord) -> Callable[[Callable[[], Any]], Message | None]:
+    def read(_app: Any) -> Message | None:
+        return None if record.event_name == "REMOVE" else record.new_message()
+
+    return read

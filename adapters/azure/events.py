@@ -11,13 +11,14 @@ parameters) the path is taken from the URL with the prefix stripped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import azure.functions as func
 
+from adapters.protocols import ChangeRecord, messages_of
 from core.errors import ValidationError
 from core.http import Request, Response
 from core.logs import get_logger, log
@@ -98,3 +99,20 @@ def to_documents(records: Iterable[Mapping[str, Any]]) -> func.DocumentList:
     """Records (as the change feed delivers them) → the trigger's ``func.DocumentList``. Used by
     the local host's change-feed emulation and by tests."""
     return func.DocumentList([func.Document.from_dict(dict(record)) for record in records])
+
+
+# -- the event adapter (adapters.protocols.EventAdapter) -------------------------------------------
+
+
+def to_changes(documents: Iterable[Mapping[str, Any]]) -> list[ChangeRecord]:
+    """The Cosmos DB trigger's batch → one record per document, named by its id. A document that
+    is not a message record is poison (logged and acknowledged by handlers.kit)."""
+    return [ChangeRecord(str(dict(doc).get("id", "?")), _reader(dict(doc))) for doc in documents]
+
+
+def to_messages(documents: Iterable[Mapping[str, Any]]) -> list[Message]:
+    return messages_of(to_changes(documents))
+
+
+def _reader(record: dict[str, Any]) -> Callable[[Callable[[], Any]], Message | None]:
+    return lambda _app: Message.from_record(record)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,6 +39,7 @@ from google.cloud.firestore_v1.types import common as firestore_common
 from google.cloud.firestore_v1.types import document as firestore_document
 from google.protobuf import message as protobuf_message
 
+from adapters.protocols import ChangeRecord, messages_of
 from core.errors import PayloadTooLarge, ValidationError
 from core.http import Request, Response
 from core.model import Message
@@ -287,3 +288,41 @@ def _context_field(context: Any, *names: str) -> Any:
         if hasattr(context, name):
             return getattr(context, name)
     return None
+
+
+# -- the event adapter (adapters.protocols.EventAdapter) -------------------------------------------
+
+
+def to_changes(event: Any, context: Any = None) -> list[ChangeRecord]:
+    """One Firestore trigger delivery → its one record, named by the event id (else the document).
+    ``changes(cloud_event)`` (Eventarc) or ``changes(data, context)`` (1st gen background event).
+    An event that cannot be read, or a document that is not a message, is poison; a hard delete
+    has nothing to send (deletes are tombstones, which arrive as updates)."""
+    try:
+        parsed = (
+            FirestoreDocumentEvent.from_cloud_event(event)
+            if context is None
+            else FirestoreDocumentEvent.from_background(event, context)
+        )
+    except ValidationError as error:
+        failure = error
+
+        def unreadable(_app: Callable[[], Any]) -> Message | None:
+            raise failure
+
+        return [ChangeRecord(_event_id(event, context), unreadable)]
+    return [ChangeRecord(parsed.event_id or parsed.document, lambda _app: parsed.message())]
+
+
+def to_messages(event: Any, context: Any = None) -> list[Message]:
+    return messages_of(to_changes(event, context))
+
+
+def _event_id(event: Any, context: Any) -> str:
+    try:
+        if context is not None:
+            return str(_context_field(context, "event_id", "eventId") or "?")
+        attributes = event.get_attributes() if hasattr(event, "get_attributes") else event
+        return str(attributes.get("id") or "?")
+    except Exception:  # whatever the delivery is, it has no usable id
+        return "?"

@@ -25,11 +25,12 @@ import binascii
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from adapters.protocols import ChangeRecord
 from core.errors import ValidationError
 from core.http import Request, Response
 from core.logs import get_logger, log
@@ -163,3 +164,24 @@ def parse_doc_id(ident: str) -> tuple[str, str]:
 def to_messages(event: Mapping[str, Any]) -> list[Message]:
     """The messages a ``_changes`` delivery carries (documents included)."""
     return ChangeBatch.from_event(event).messages
+
+
+def to_changes(event: Mapping[str, Any]) -> list[ChangeRecord]:
+    """One record per change row, named by its document id (design documents and hard deletes are
+    skipped by ``ChangeBatch``; a document that is not a message was already logged there). A row
+    of the Cloudant trigger names its document only: its reader asks the store (a store that does
+    not answer fails the record, so it is retried; a document gone since is nothing to send)."""
+    batch = ChangeBatch.from_event(event)
+    records = [ChangeRecord(f"{m.channel}:{m.id}", _carried(m)) for m in batch.messages]
+    records += [
+        ChangeRecord(f"{channel}:{message_id}", _stored(channel, message_id)) for channel, message_id in batch.to_read
+    ]
+    return records
+
+
+def _carried(message: Message) -> Callable[[Callable[[], Any]], Message | None]:
+    return lambda _app: message
+
+
+def _stored(channel: str, message_id: str) -> Callable[[Callable[[], Any]], Message | None]:
+    return lambda app: app().store.get(channel, message_id)

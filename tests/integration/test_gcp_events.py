@@ -71,7 +71,7 @@ def _gcp(client: Any, peer_url: str, origin: str = "gcp", **extra: str) -> Overc
 @pytest.fixture
 def gcp(firestore_db: Any, peer: Peer, monkeypatch: pytest.MonkeyPatch) -> Overcast:
     overcast = _gcp(firestore_db, peer.url)
-    monkeypatch.setattr(handlers.gcp, "_overcast", overcast)  # what overcast() builds on a cold start
+    monkeypatch.setattr(handlers.gcp.overcast, "_app", overcast)  # what overcast() builds on a cold start
     return overcast
 
 
@@ -180,7 +180,7 @@ def test_failed_push_fails_the_invocation_so_the_platform_retries(
     firestore_db: Any, monkeypatch: pytest.MonkeyPatch, event_app: Any
 ) -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: the peer is down
-    monkeypatch.setattr(handlers.gcp, "_overcast", _gcp(firestore_db, dead, OVERCAST_REPLICATION_TIMEOUT_S="1"))
+    monkeypatch.setattr(handlers.gcp.overcast, "_app", _gcp(firestore_db, dead, OVERCAST_REPLICATION_TIMEOUT_S="1"))
     headers, body = request("firestore_written_created_binary")
     assert event_app.post("/", headers=headers, data=body).status_code == 500
 
@@ -196,7 +196,7 @@ def test_changes_that_arrived_from_a_peer_are_not_pushed_again(
 ) -> None:
     # The fixture's record has origin "gcp"; on a replica whose origin is "gcp-eu" it is a
     # replicated write, which its origin spreads: forwarding it again would loop.
-    monkeypatch.setattr(handlers.gcp, "_overcast", _gcp(firestore_db, peer.url, origin="gcp-eu"))
+    monkeypatch.setattr(handlers.gcp.overcast, "_app", _gcp(firestore_db, peer.url, origin="gcp-eu"))
     headers, body = request("firestore_written_created_binary")
     assert event_app.post("/", headers=headers, data=body).status_code == 200
     assert peer.store.get("london", FIXTURE_ID) is None
@@ -243,7 +243,7 @@ def test_anti_entropy_fails_the_invocation_when_a_peer_is_unreachable(
     firestore_db: Any, monkeypatch: pytest.MonkeyPatch, anti_entropy_app: Any
 ) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setattr(handlers.gcp, "_overcast", _gcp(firestore_db, dead, OVERCAST_REPLICATION_TIMEOUT_S="1"))
+    monkeypatch.setattr(handlers.gcp.overcast, "_app", _gcp(firestore_db, dead, OVERCAST_REPLICATION_TIMEOUT_S="1"))
     handlers.gcp.overcast().service.post("london", "ada", "stranded")
     assert anti_entropy_app.post("/", json=PUBSUB_EVENT).status_code == 500
 

@@ -24,7 +24,7 @@ def app() -> Any:
 @pytest.fixture(autouse=True)
 def overcast(firestore_db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     built = handlers.gcp.build({"OVERCAST_REGION": "europe-west1"}, client=firestore_db)
-    monkeypatch.setattr(handlers.gcp, "_overcast", built)
+    monkeypatch.setattr(handlers.gcp.overcast, "_app", built)
 
 
 def test_request_id_comes_from_the_platform(app: Any) -> None:
