@@ -47,6 +47,18 @@ class EventAdapter(Protocol):
     def to_messages(self, event: Any, /) -> list[Message]: ...
 
 
+def unreadable(ident: str, reason: str) -> ChangeRecord:
+    """A record (or a whole delivery) that cannot be read at all: poison when read, so the kit logs
+    it with its identity and acknowledges it. ``to_changes`` returns this rather than raising, so a
+    malformed delivery never escapes a change entrypoint."""
+    from core.errors import ValidationError
+
+    def read(_app: object) -> Message | None:
+        raise ValidationError(reason, code="invalid_event")
+
+    return ChangeRecord(ident, read)
+
+
 def messages_of(records: list[ChangeRecord]) -> list[Message]:
     """``to_messages``: every message the records carry themselves; poison and records that name a
     document to read from the store are left out."""

@@ -25,6 +25,19 @@ class Request:
     body: bytes = b""
     request_id: str = ""
 
+    def __post_init__(self) -> None:
+        """An adapter that read a wrong-typed field out of a platform event (a direct invocation
+        can hold anything) fails here, as the caller's 4xx, not later inside the app."""
+        if not (
+            isinstance(self.method, str)
+            and isinstance(self.path, str)
+            and isinstance(self.body, bytes)
+            and isinstance(self.request_id, str)
+            and _all_str(self.query)
+            and _all_str(self.headers)
+        ):
+            raise ValidationError("the request event has fields of the wrong type", code="invalid_event")
+
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
@@ -68,6 +81,10 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     if not _well_formed(value):
         raise ValidationError("request body holds a lone surrogate (not valid Unicode)", code="invalid_unicode")
     return value
+
+
+def _all_str(mapping: Any) -> bool:
+    return isinstance(mapping, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())
 
 
 def _reject_constant(name: str) -> Any:

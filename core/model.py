@@ -27,7 +27,7 @@ ORIGIN_RE = re.compile(r"\A[a-z0-9][a-z0-9-]{0,31}\Z")
 CHANNEL_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,63}\Z")
 MESSAGE_ID_RE = re.compile(r"\A[0-9a-z]{26}\Z")
 _VERSION_RE = re.compile(r"\A([0-9]{13})-([0-9]{6})-([a-z0-9][a-z0-9-]{0,31})\Z")
-_REQUEST_DIGEST_RE = re.compile(r"\A[0-9a-f]{32}\Z")
+_REQUEST_DIGEST_RE = re.compile(r"\A[\x21-\x7e]{0,64}\Z")  # ours are 32 hex digits; any short token reads
 _MAX_COUNTER = 999_999
 #: created_ms and a version's physical time: 13 decimal digits (fixed-width strings sort right).
 MAX_TIME_MS = 10**13 - 1
@@ -164,10 +164,8 @@ class Message:
             raise ValidationError("version must be a Version", code="invalid_record")
         if not isinstance(self.deleted, bool):
             raise ValidationError("deleted must be a boolean", code="invalid_record")
-        if not isinstance(self.request_digest, str) or not (
-            self.request_digest == "" or _REQUEST_DIGEST_RE.match(self.request_digest)
-        ):
-            raise ValidationError("request_digest must be empty or 32 hex digits", code="invalid_record")
+        if not isinstance(self.request_digest, str) or not _REQUEST_DIGEST_RE.match(self.request_digest):
+            raise ValidationError("request_digest must be up to 64 printable ASCII characters", code="invalid_record")
 
     @property
     def origin(self) -> str:

@@ -21,7 +21,7 @@ from adapters.aws.table import item_to_message
 from adapters.protocols import ChangeRecord, messages_of
 from core.errors import ValidationError
 from core.http import Request, Response
-from core.model import Message
+from core.model import Message, quote
 
 _TEXT_TYPES = ("text/", "application/json", "application/problem+json", "application/xml", "application/javascript")
 
@@ -29,16 +29,23 @@ _TEXT_TYPES = ("text/", "application/json", "application/problem+json", "applica
 class _EventView:
     def __init__(self, event: Mapping[str, Any]) -> None:
         self.raw_event = event
+        # A direct invocation can pass anything: a view over a non-object reads as empty.
+        self._fields: Mapping[str, Any] = event if isinstance(event, Mapping) else {}
 
     def __getitem__(self, key: str) -> Any:
-        return self.raw_event[key]
+        return self._fields[key]
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.raw_event.get(key, default)
+        return self._fields.get(key, default)
+
+    def mapping(self, key: str) -> Mapping[str, Any]:
+        """A field that should be an object; anything else reads as empty."""
+        value = self._fields.get(key)
+        return value if isinstance(value, Mapping) else {}
 
     @property
     def request_context(self) -> Mapping[str, Any]:
-        return self.raw_event.get("requestContext") or {}
+        return self.mapping("requestContext")
 
 
 class _HttpEvent(_EventView):
@@ -70,10 +77,10 @@ class _HttpEvent(_EventView):
 
     @property
     def body(self) -> bytes:
-        body = self.raw_event.get("body")
+        body = self.get("body")
         if body is None:
             return b""
-        if self.raw_event.get("isBase64Encoded"):
+        if self.get("isBase64Encoded"):
             try:
                 return base64.b64decode(body, validate=True)
             except (binascii.Error, ValueError) as exc:
@@ -113,19 +120,19 @@ class ApiGatewayV2Event(_HttpEvent):
 
     @property
     def path(self) -> str:
-        return self._strip_stage(unquote(str(self.raw_event.get("rawPath") or "/")))
+        return self._strip_stage(unquote(str(self.get("rawPath") or "/")))
 
     @property
     def query(self) -> dict[str, str]:
         query: dict[str, str] = {}
-        for name, value in parse_qsl(self.raw_event.get("rawQueryString") or "", keep_blank_values=True):
+        for name, value in parse_qsl(self.get("rawQueryString") or "", keep_blank_values=True):
             query.setdefault(name, value)  # a repeated parameter: the first one counts
         return query
 
     @property
     def headers(self) -> dict[str, str]:
-        headers = {str(k).lower(): str(v) for k, v in (self.raw_event.get("headers") or {}).items()}
-        cookies = self.raw_event.get("cookies")
+        headers = {str(k).lower(): str(v) for k, v in self.mapping("headers").items()}
+        cookies = self.get("cookies")
         if cookies:  # v2 moves Cookie headers into a list
             headers["cookie"] = "; ".join(cookies)
         return headers
@@ -146,29 +153,29 @@ class ApiGatewayV1Event(_HttpEvent):
 
     @property
     def method(self) -> str:
-        return str(self.raw_event.get("httpMethod") or "GET")
+        return str(self.get("httpMethod") or "GET")
 
     @property
     def path(self) -> str:
-        return self._strip_stage(str(self.raw_event.get("path") or "/"))
+        return self._strip_stage(str(self.get("path") or "/"))
 
     @property
     def query(self) -> dict[str, str]:
         query: dict[str, str] = {}
-        for name, values in (self.raw_event.get("multiValueQueryStringParameters") or {}).items():
+        for name, values in self.mapping("multiValueQueryStringParameters").items():
             if values:
                 query[name] = str(values[0])
-        for name, value in (self.raw_event.get("queryStringParameters") or {}).items():
+        for name, value in self.mapping("queryStringParameters").items():
             query.setdefault(name, str(value))
         return query
 
     @property
     def headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
-        for name, values in (self.raw_event.get("multiValueHeaders") or {}).items():
+        for name, values in self.mapping("multiValueHeaders").items():
             if values:
                 headers[str(name).lower()] = ", ".join(str(v) for v in values)
-        for name, value in (self.raw_event.get("headers") or {}).items():
+        for name, value in self.mapping("headers").items():
             headers.setdefault(str(name).lower(), str(value))
         return headers
 
@@ -179,21 +186,23 @@ class ApiGatewayV1Event(_HttpEvent):
 class DynamoDBStreamRecord(_EventView):
     @property
     def event_id(self) -> str:
-        return str(self.raw_event.get("eventID", ""))
+        return str(self.get("eventID", ""))
 
     @property
     def event_name(self) -> str:
         """INSERT, MODIFY or REMOVE."""
-        return str(self.raw_event.get("eventName", ""))
+        return str(self.get("eventName", ""))
 
     @property
     def dynamodb(self) -> Mapping[str, Any]:
-        return self.raw_event.get("dynamodb") or {}
+        return self.mapping("dynamodb")
 
     @property
     def sequence_number(self) -> str:
-        """The batch item identifier Lambda expects in ``batchItemFailures``."""
-        return str(self.dynamodb.get("SequenceNumber", ""))
+        """The batch item identifier Lambda expects in ``batchItemFailures`` ("" when missing or
+        not a plain digit string: such a record cannot be retried on its own, see new_message)."""
+        number = self.dynamodb.get("SequenceNumber")
+        return number if isinstance(number, str) and number.isascii() and number.isdigit() else ""
 
     @property
     def keys(self) -> Mapping[str, Any]:
@@ -210,8 +219,10 @@ class DynamoDBStreamRecord(_EventView):
     def new_message(self) -> Message:
         """The record's new image as a Message; raises ValidationError if it has none or is not
         a message item."""
+        if not self.sequence_number:  # reported for retry, "" would fail the whole batch
+            raise ValidationError(f"stream record {quote(self.event_id)} has no SequenceNumber", code="invalid_record")
         image = self.new_image
-        if not image:
+        if not isinstance(image, Mapping) or not image:
             raise ValidationError(f"stream record {self.event_id} has no NewImage", code="invalid_record")
         return item_to_message(image)
 
@@ -219,8 +230,9 @@ class DynamoDBStreamRecord(_EventView):
 class DynamoDBStreamEvent(_EventView):
     @property
     def records(self) -> Iterator[DynamoDBStreamRecord]:
-        for record in self.raw_event.get("Records") or ():
-            yield DynamoDBStreamRecord(record)
+        records = self.get("Records")
+        for record in records if isinstance(records, list) else ():
+            yield DynamoDBStreamRecord(record)  # a non-object record reads as empty: poison
 
 
 HttpEvent = ApiGatewayV1Event | ApiGatewayV2Event
@@ -231,7 +243,12 @@ def infer(event: Mapping[str, Any]) -> HttpEvent | DynamoDBStreamEvent:
     if not isinstance(event, Mapping):
         raise ValidationError(f"event is a {type(event).__name__}, not an object", code="unknown_event")
     records = event.get("Records")
-    if isinstance(records, list) and records and records[0].get("eventSource") == "aws:dynamodb":
+    if (
+        isinstance(records, list)
+        and records
+        and isinstance(records[0], Mapping)
+        and records[0].get("eventSource") == "aws:dynamodb"
+    ):
         return DynamoDBStreamEvent(event)
     if event.get("version") == "2.0" and "rawPath" in event:
         return ApiGatewayV2Event(event)

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.errors import ValidationError
-from core.model import Message, Version, validate_channel, validate_message_id
+from core.model import Message, Version, record_int, validate_channel, validate_message_id
 
 LISTING_INDEX = "by_sort_key"
 VERSION_INDEX = "by_version"
@@ -131,9 +131,9 @@ def item_to_message(item: Mapping[str, Any]) -> Message:
             id=item["sk"]["S"],
             author=item["author"]["S"] if "author" in item else "",
             text=item["text"]["S"] if "text" in item else "",
-            created_ms=int(item["created_ms"]["N"]),
+            created_ms=record_int(item["created_ms"]["N"], "created_ms"),
             version=Version.parse(item["version"]["S"]),
-            deleted=bool(item["deleted"]["BOOL"]),
+            deleted=item["deleted"]["BOOL"],
             request_digest=item["request_digest"]["S"] if "request_digest" in item else "",
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

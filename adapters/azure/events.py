@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import azure.functions as func
 
-from adapters.protocols import ChangeRecord, messages_of
+from adapters.protocols import ChangeRecord, messages_of, unreadable
 from core.errors import ValidationError
 from core.http import Request, Response
 from core.logs import get_logger, log
@@ -107,7 +107,16 @@ def to_documents(records: Iterable[Mapping[str, Any]]) -> func.DocumentList:
 def to_changes(documents: Iterable[Mapping[str, Any]]) -> list[ChangeRecord]:
     """The Cosmos DB trigger's batch → one record per document, named by its id. A document that
     is not a message record is poison (logged and acknowledged by handlers.kit)."""
-    return [ChangeRecord(str(dict(doc).get("id", "?")), _reader(dict(doc))) for doc in documents]
+    if isinstance(documents, str | bytes | Mapping) or not isinstance(documents, Iterable):
+        return [unreadable("(batch)", f"the change feed delivered a {type(documents).__name__}, not documents")]
+    records = []
+    for index, doc in enumerate(documents):
+        if not isinstance(doc, Mapping):
+            records.append(unreadable(f"#{index}", f"change-feed item {index} is a {type(doc).__name__}"))
+            continue
+        ident = doc.get("id")
+        records.append(ChangeRecord(ident if isinstance(ident, str) and ident else f"#{index}", _reader(dict(doc))))
+    return records
 
 
 def to_messages(documents: Iterable[Mapping[str, Any]]) -> list[Message]:

@@ -30,16 +30,15 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import proto
 from google.cloud.firestore_v1.types import common as firestore_common
 from google.cloud.firestore_v1.types import document as firestore_document
-from google.protobuf import message as protobuf_message
 
-from adapters.protocols import ChangeRecord, messages_of
+from adapters.protocols import ChangeRecord, messages_of, unreadable
 from core.errors import PayloadTooLarge, ValidationError
 from core.http import Request, Response
 from core.model import Message
@@ -175,7 +174,10 @@ class FirestoreDocumentEvent:
         that is not a message record (wrong path, missing or malformed fields)."""
         if self.deleted_document:
             return None
-        record = {name: decode_value(value) for name, value in self.data.value.fields.items()}
+        try:
+            record = {name: decode_value(value) for name, value in self.data.value.fields.items()}
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # e.g. a timestamp out of range
+            raise ValidationError(f"unreadable document field: {type(exc).__name__}", code="invalid_record") from exc
         message = Message.from_record(record)
         parts = _document_path(self.data).split("/")
         if len(parts) < 4 or parts[-3] != message.channel or parts[-1] != message.id:
@@ -271,8 +273,11 @@ def _decode_data(data: Any, content_type: str) -> Any:
                 parsed = DocumentEventData.deserialize(raw)
         else:
             raise ValidationError(f"Firestore event without data ({type(data).__name__})", code="invalid_event")
-    except (protobuf_message.DecodeError, json.JSONDecodeError, UnicodeDecodeError, ValueError, TypeError) as exc:
-        raise ValidationError(f"unreadable Firestore event data: {exc}", code="invalid_event") from exc
+    except ValidationError:
+        raise
+    except Exception as exc:  # protobuf's DecodeError and json_format.ParseError, JSON, Unicode, nesting...
+        # Whatever the decoder raised, these bytes will never decode: poison, never a retry.
+        raise ValidationError(f"unreadable Firestore event data: {type(exc).__name__}", code="invalid_event") from exc
     return DocumentEventData.pb(parsed)
 
 
@@ -304,13 +309,9 @@ def to_changes(event: Any, context: Any = None) -> list[ChangeRecord]:
             if context is None
             else FirestoreDocumentEvent.from_background(event, context)
         )
-    except ValidationError as error:
-        failure = error
-
-        def unreadable(_app: Callable[[], Any]) -> Message | None:
-            raise failure
-
-        return [ChangeRecord(_event_id(event, context), unreadable)]
+    except Exception as error:  # ValidationError, or anything a malformed delivery trips over
+        reason = error.message if isinstance(error, ValidationError) else f"unreadable event: {type(error).__name__}"
+        return [unreadable(_event_id(event, context), reason)]
     return [ChangeRecord(parsed.event_id or parsed.document, lambda _app: parsed.message())]
 
 

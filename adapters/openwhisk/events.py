@@ -34,7 +34,7 @@ from adapters.protocols import ChangeRecord
 from core.errors import ValidationError
 from core.http import Request, Response
 from core.logs import get_logger, log
-from core.model import Message, validate_channel, validate_message_id
+from core.model import Message, quote, validate_channel, validate_message_id
 
 logger = get_logger("openwhisk")
 
@@ -122,6 +122,8 @@ class ChangeBatch:
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> ChangeBatch:
         batch = cls()
+        if not isinstance(event, Mapping):
+            raise ValidationError(f"a change event is an object, not a {type(event).__name__}", code="invalid_event")
         if isinstance(event.get("results"), list):
             rows = event["results"]
             batch.last_seq = None if event.get("last_seq") is None else str(event["last_seq"])
@@ -134,6 +136,10 @@ class ChangeBatch:
         return batch
 
     def _add(self, row: Mapping[str, Any]) -> None:
+        if not isinstance(row, Mapping):
+            self.skipped.append("?")
+            log(logger, logging.ERROR, "change row is not an object; dropped", row_type=type(row).__name__)
+            return
         ident = str(row.get("id", ""))
         if ident.startswith("_design/") or ident.startswith("_local/"):
             self.skipped.append(ident)
@@ -157,7 +163,7 @@ class ChangeBatch:
 def parse_doc_id(ident: str) -> tuple[str, str]:
     channel, sep, message_id = ident.partition(":")
     if not sep:
-        raise ValidationError(f"document id {ident!r} is not <channel>:<id>")
+        raise ValidationError(f"document id {quote(ident)} is not <channel>:<id>", code="invalid_record")
     return validate_channel(channel), validate_message_id(message_id)
 
 

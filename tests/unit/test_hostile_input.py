@@ -109,7 +109,8 @@ def test_a_request_id_with_a_newline_is_not_echoed(api: ApiClient) -> None:
         {"id": new_message_id(NOW) + "\n"},
         {"deleted": "false"},
         {"deleted": 2},
-        {"request_digest": "zz"},
+        {"request_digest": "z" * 65},
+        {"request_digest": "a b"},
         {"request_digest": 7},
     ],
 )
