@@ -29,6 +29,7 @@ from typing import Any
 from adapters.aws.events import ApiGatewayV1Event, ApiGatewayV2Event, infer, to_changes
 from adapters.aws.store import DynamoDBMessageStore, make_client
 from adapters.http_peer import UrllibPeerTransport
+from adapters.jwt_auth import authorizer_for
 from core.bootstrap import Overcast, bootstrap
 from core.errors import ValidationError
 from core.http import Request, Response
@@ -48,7 +49,7 @@ def build(environ: Mapping[str, str] | None = None) -> Overcast:
     settings = Settings.from_env(env)
     client = make_client(env.get("AWS_REGION") or None, env.get("OVERCAST_DYNAMODB_ENDPOINT") or None)
     store = DynamoDBMessageStore(client, env.get("OVERCAST_DYNAMODB_TABLE", ""))
-    return bootstrap(settings, store, UrllibPeerTransport())
+    return bootstrap(settings, store, UrllibPeerTransport(), authorizer=authorizer_for(settings.auth))
 
 
 #: The process-wide app (handlers.kit.LazyApp): built on the first invocation, retried after a failed build.

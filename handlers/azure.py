@@ -42,6 +42,7 @@ import azure.functions as func
 from adapters.azure.events import DEFAULT_ROUTE_PREFIX, to_changes, to_request, to_response
 from adapters.azure.store import CosmosMessageStore, cosmos_client
 from adapters.http_peer import UrllibPeerTransport
+from adapters.jwt_auth import authorizer_for
 from core.bootstrap import Overcast, bootstrap
 from core.errors import ConfigurationError, Unavailable
 from core.http import Request
@@ -77,7 +78,7 @@ def build(environ: Mapping[str, str] | None = None, *, container: Any = None) ->
         container = database.get_container_client(env.get("COSMOS_CONTAINER") or DEFAULT_CONTAINER)
     # The store's ping bound stays under the deep health check's own bound (Route 53 waits 2 s).
     store = CosmosMessageStore(container, ping_timeout_s=min(1.5, settings.deep_health_timeout_s))
-    return bootstrap(settings, store, UrllibPeerTransport())
+    return bootstrap(settings, store, UrllibPeerTransport(), authorizer=authorizer_for(settings.auth))
 
 
 #: The process-wide app (handlers.kit.LazyApp): built on the first invocation, retried after a

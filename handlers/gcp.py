@@ -37,6 +37,7 @@ from google.cloud import firestore
 from adapters.gcp.events import to_changes, to_request, to_response
 from adapters.gcp.store import FirestoreMessageStore
 from adapters.http_peer import UrllibPeerTransport
+from adapters.jwt_auth import authorizer_for
 from core.bootstrap import Overcast, bootstrap
 from core.errors import ConfigurationError, Unavailable
 from core.http import Request
@@ -72,7 +73,7 @@ def build(environ: Mapping[str, str] | None = None, client: firestore.Client | N
         timeout_s=timeout_s,
         ping_timeout_s=settings.deep_health_timeout_s,
     )
-    return bootstrap(settings, store, UrllibPeerTransport())
+    return bootstrap(settings, store, UrllibPeerTransport(), authorizer=authorizer_for(settings.auth))
 
 
 def _timeout_ms(text: str) -> int:

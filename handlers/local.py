@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from adapters.http_peer import UrllibPeerTransport
+from adapters.jwt_auth import authorizer_for
 from adapters.local.http_server import LocalHttpServer
 from adapters.local.store import SqliteMessageStore
 from core.bootstrap import Overcast, bootstrap
@@ -27,7 +28,9 @@ def build(db_path: str | Path | None = None, settings: Settings | None = None) -
     settings = settings or Settings.from_env()
     path = Path(db_path or os.environ.get("OVERCAST_SQLITE_PATH") or DEFAULT_DB)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return bootstrap(settings, SqliteMessageStore(path), UrllibPeerTransport())
+    return bootstrap(
+        settings, SqliteMessageStore(path), UrllibPeerTransport(), authorizer=authorizer_for(settings.auth)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.http_peer import UrllibPeerTransport
+from adapters.jwt_auth import authorizer_for
 from adapters.openwhisk.events import to_changes, to_request, to_response
 from adapters.openwhisk.store import CloudantMessageStore, cloudant_client
 from core.bootstrap import Overcast, bootstrap
@@ -78,7 +79,7 @@ def build(environ: Mapping[str, str] | None = None, *, client: Any = None) -> Ov
             read_timeout_s=_timeout_s(env.get("CLOUDANT_TIMEOUT_S", "5")),
         )
     store = CloudantMessageStore(client, env.get("CLOUDANT_DB") or DEFAULT_DATABASE)
-    return bootstrap(settings, store, UrllibPeerTransport())
+    return bootstrap(settings, store, UrllibPeerTransport(), authorizer=authorizer_for(settings.auth))
 
 
 def _timeout_s(text: str) -> float:

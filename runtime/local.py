@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--host must be a loopback address (127.x.y.z)")
 
     from adapters.http_peer import UrllibPeerTransport
+    from adapters.jwt_auth import authorizer_for
     from adapters.local.http_server import LocalHttpServer
     from adapters.local.store import SqliteMessageStore
     from core.bootstrap import bootstrap
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.db).parent.mkdir(parents=True, exist_ok=True)
         store = SwitchableStore(SqliteMessageStore(args.db))
         transport = UrllibPeerTransport()
-        overcast = bootstrap(settings, store, transport)
+        overcast = bootstrap(settings, store, transport, authorizer=authorizer_for(settings.auth))
         server = LocalHttpServer(overcast.app, args.host, args.port)
     except (OvercastError, OSError) as exc:
         print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)

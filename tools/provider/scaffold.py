@@ -41,6 +41,10 @@ RESERVED = frozenset(
         "provider",
         "mesh",
         "replication",
+        "kit",
+        "registry",
+        "protocols",
+        "replay",
     }
 )
 
@@ -87,11 +91,14 @@ def planned_files(name: str) -> dict[str, str]:
     """Relative path → content, in the order of docs/adding-a-provider.md."""
     return {
         f"adapters/{name}/__init__.py": ADAPTER_INIT,
+        f"adapters/{name}/provider.py": PROVIDER,
         f"adapters/{name}/store.py": STORE,
         f"adapters/{name}/events.py": EVENTS,
         f"handlers/{name}.py": HANDLER,
         f"serverless.{name}.yml": SERVERLESS,
         f"tests/events/{name}/README.md": EVENTS_README,
+        f"tests/events/{name}/__init__.py": "",
+        f"tests/events/{name}/replay.py": REPLAY,
         f"tests/contract/test_{name}_store.py": CONTRACT,  # may be renamed after the store
         f"tests/fixtures/{name}.py": FIXTURE,
         f"docs/{name}.md": DOC,
@@ -100,18 +107,19 @@ def planned_files(name: str) -> dict[str, str]:
 
 def manual_steps(name: str) -> tuple[str, ...]:
     return (
-        f'pyproject.toml: add `{name} = ["<vendor-sdk>==<version>"]` to [project.optional-dependencies] '
-        f'and "{name}" to the dev extra\'s overcast[...] list; then run `bash scripts/setup.sh`',
-        f'tests/conftest.py: add "tests.fixtures.{name}" (or your emulator\'s fixture module) to pytest_plugins',
-        f'tests/unit/test_handler_isolation.py: add "{name}": ("<sdk top-level module>", ...) to VENDOR_MODULES',
+        f'pyproject.toml: add `{name} = ["<vendor-sdk>==<version>"]` to [project.optional-dependencies], '
+        f'"{name}" to the dev extra\'s overcast[...] list, and `{name} = "adapters.{name}.provider:SPEC"` '
+        'under [project.entry-points."overcast.providers"]; then run `bash scripts/setup.sh`',
         "package.json: add the Serverless provider plugin pinned "
         "(`npm install --save-dev --save-exact <plugin>@<version>`) and commit package-lock.json",
-        f"tools/replication/stores.py: add a `<scheme>` opener to OPENERS and adapters.{name}.store to "
-        "STORE_CLASSES, so verify/repair and the mesh can open the store from a spec string",
-        f"runtime/{name}.py: a local stand-in for the platform (HTTP + change feed → handlers.{name}), "
-        "for e2e and replication tests (see runtime/gcp.py, runtime/azure.py), with a runtime.mesh.Cloud "
-        f'subclass registered by one line in runtime/mesh.py CLOUD_KINDS ("{name}": (address, "runtime.{name}:...Cloud"))',
-        "record real payloads into tests/events/{name}/ (see its README.md)".replace("{name}", name),
+        f"adapters/{name}/provider.py: fill in SPEC (vendor modules, store scheme and opener, the "
+        f"runtime.mesh.Cloud subclass and its 127.x address, the emulator and its fixture module, a colour): "
+        "every central list (store openers, mesh kinds, isolation test, pytest plugins, packaging, the "
+        "drill's colours) is derived from it",
+        f"runtime/{name}.py: a local stand-in for the platform (runtime.frontdoor + runtime.pump → "
+        f"handlers.{name}), for e2e and the mesh (see runtime/openwhisk.py)",
+        f"record real payloads into tests/events/{name}/ (see its README.md) and say in its replay.py "
+        "how they reach the entrypoints: tests/events/test_conformance.py then runs them",
     )
 
 
@@ -137,7 +145,8 @@ def render(template: str, name: str) -> str:
     imports = sorted(
         [
             "from adapters.http_peer import UrllibPeerTransport",
-            "from adapters.{{name}}.events import to_messages, to_request, to_response",
+            "from adapters.jwt_auth import authorizer_for",
+            "from adapters.{{name}}.events import to_changes, to_request, to_response",
             "from adapters.{{name}}.store import {{Name}}MessageStore",
         ],
         key=lambda line: line.replace("{{name}}", name).split(" import ")[0],
@@ -151,6 +160,48 @@ def render(template: str, name: str) -> str:
 
 ADAPTER_INIT = '''"""{{Name}}: the {{name}} message store and the platform's event shapes.
 Only this package and handlers/{{name}}.py import the vendor SDK (see docs/adding-a-provider.md)."""
+'''
+
+PROVIDER = '''"""The {{name}} provider's registration (see ``adapters.registry``); importing it imports no SDK."""
+
+from adapters.registry import ProviderSpec
+
+SPEC = ProviderSpec(
+    name="{{name}}",
+    vendor_modules=(),  # {{TODO}}: the SDK's top-level modules, e.g. ("vendorsdk",)
+    handler="handlers.{{name}}",
+    events="adapters.{{name}}.events",
+    store_class="adapters.{{name}}.store:{{Name}}MessageStore",
+    store_scheme="",  # {{TODO}}: the scheme of its store spec (tools.replication: verify, repair, the mesh)
+    store_opener="",  # {{TODO}}: "module:function" building the store from (target, query)
+    cloud="",  # {{TODO}}: "runtime.{{name}}:{{Name}}Cloud", the runtime.mesh.Cloud subclass
+    address="",  # {{TODO}}: its own loopback address in the mesh, 127.0.0.7 and up
+    emulator="",  # {{TODO}}: "emulators.<x>:<Launcher>"
+    fixtures=(),  # {{TODO}}: ("tests.fixtures.{{name}}",), the emulator's session fixtures
+)
+'''
+
+REPLAY = '''"""How the recorded {{name}} events reach the entrypoints (tests/events/replay.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.events.replay import Replay
+
+
+class {{Name}}Replay(Replay):
+    provider = "{{name}}"
+
+    def retried(self, outcome: Any) -> bool:
+        # {{TODO}}: how the platform reads a failed change delivery (a raise, an error result, ...)
+        return isinstance(outcome, BaseException)
+
+    def poison_delivery(self) -> tuple[Any, int]:
+        raise NotImplementedError("{{TODO}}: a recorded change delivery with one unreadable record added")
+
+
+REPLAY = {{Name}}Replay()
 '''
 
 STORE = '''"""{{Name}}MessageStore: the message store on {{TODO}} <service>, via {{TODO}} <SDK package>.
@@ -216,7 +267,8 @@ EVENTS = '''"""{{Name}} event shapes <-> core.
 
     to_request(event)    the platform's HTTP event -> core Request
     to_response(resp)    core Response -> what the platform expects back from an HTTP function
-    to_messages(event)   a change-feed / stream payload -> the changed Messages
+    to_changes(event)    a change-feed / stream payload -> one ChangeRecord per record
+    to_messages(event)   the Messages those records carry
 
 Record real payloads under tests/events/{{name}}/ (see its README.md): the readiness check
 (``python -m tools.provider check {{name}}``) runs every recorded event through these functions.
@@ -227,6 +279,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from adapters.protocols import ChangeRecord, messages_of
 from core.http import Request, Response
 from core.model import Message
 
@@ -242,22 +295,26 @@ def to_response(response: Response) -> Any:
     raise NotImplementedError("{{TODO}}: status, headers and body in the platform's response shape")
 
 
-def to_messages(event: Mapping[str, Any]) -> list[Message]:
+def to_changes(event: Mapping[str, Any]) -> list[ChangeRecord]:
     raise NotImplementedError(
-        "{{TODO}}: each changed record -> Message.from_record(...); a record that is not a message is "
-        "logged and left out (no retry can fix it)"
+        "{{TODO}}: one ChangeRecord(identity, read) per record, in delivery order: read returns "
+        "Message.from_record(...) (ValidationError: poison, acknowledged), None for a hard delete"
     )
+
+
+def to_messages(event: Mapping[str, Any]) -> list[Message]:
+    return messages_of(to_changes(event))
 '''
 
-HANDLER = '''"""Composition root of the {{name}} provider.
+HANDLER = '''"""Composition root of the {{name}} provider: ``build()`` and three thin entrypoints.
 
     http(event)          HTTP function: platform event -> core app -> platform response (never raises)
     changes(event)       change feed / stream trigger -> forward locally-originated changes to peers;
                          reports failure when a push failed, so the platform retries
     anti_entropy(event)  scheduled trigger -> one anti-entropy pass against every peer
 
-The SDK client, the store and the app are built once per process on the first invocation (never
-at import) and reused while the instance stays warm.
+handlers.kit builds the app once per process on the first invocation (never at import), answers
+every failure of the HTTP function as JSON, and acknowledges poison records in a change batch.
 
 Environment (besides core's OVERCAST_* settings, see ``python -m core.settings``; docs/{{name}}.md):
 
@@ -266,22 +323,19 @@ Environment (besides core's OVERCAST_* settings, see ``python -m core.settings``
 
 from __future__ import annotations
 
-import logging
 import os
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 {{ADAPTER_IMPORTS}}
 from core.bootstrap import Overcast, bootstrap
-from core.errors import OvercastError, Unavailable
-from core.http import Response
-from core.logs import get_logger, log
+from core.errors import Unavailable
+from core.http import Request
+from core.logs import get_logger
 from core.settings import Settings
+from handlers.kit import LazyApp, deliver_changes, serve_http
 
 logger = get_logger("{{name}}")
-_overcast: Overcast | None = None
-_lock = threading.Lock()
 
 
 def make_client(env: Mapping[str, str]) -> Any:
@@ -293,47 +347,26 @@ def build(environ: Mapping[str, str] | None = None, client: Any = None) -> Overc
     env.setdefault("OVERCAST_PROVIDER", "{{name}}")
     settings = Settings.from_env(env)
     store = {{Name}}MessageStore(client if client is not None else make_client(env))
-    return bootstrap(settings, store, UrllibPeerTransport())
+    return bootstrap(settings, store, UrllibPeerTransport(), authorizer=authorizer_for(settings.auth))
 
 
-def overcast() -> Overcast:
-    global _overcast
-    if _overcast is None:
-        with _lock:
-            if _overcast is None:
-                _overcast = build()
-    return _overcast
-
-
-def install(app: Overcast | None) -> None:
-    """Use a prebuilt app (a local runtime, tests), or forget it with None."""
-    global _overcast
-    with _lock:
-        _overcast = app
+overcast = LazyApp(build)
+install = overcast.install
 
 
 def http(event: Mapping[str, Any]) -> Any:
-    try:
-        request = to_request(event)
-    except OvercastError as error:
-        return to_response(Response.from_error(error))
-    try:
-        app = overcast().app
-    except OvercastError as error:  # misconfiguration: a 503 that says what to fix
-        log(logger, logging.ERROR, "cannot build the app", code=error.code, error=error.message)
-        return to_response(Response.from_error(error, request.request_id))
-    return to_response(app.handle(request))
+    def parse() -> tuple[Request, Any]:
+        return to_request(event), to_response
+
+    return serve_http(logger, parse, to_response, overcast)
 
 
 def changes(event: Mapping[str, Any]) -> dict[str, Any]:
-    messages = to_messages(event)
-    if not messages:
-        return {"forwarded": 0}
-    result = overcast().replicator.forward(messages)
-    if result.failed:
+    report = deliver_changes(logger, to_changes(event), overcast)
+    if not report.ok:
         # {{TODO}}: report the failure the way this platform retries (raise, an error result, ...)
-        raise Unavailable(f"{len(result.failed)} changes not delivered", retry_after=5, code="replication_failed")
-    return {"forwarded": result.sent}
+        raise Unavailable(report.summary(), retry_after=5, code="replication_failed")
+    return {"forwarded": report.sent}
 
 
 def anti_entropy(event: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -364,6 +397,7 @@ package:
     - 'core/**'
     - 'adapters/__init__.py'
     - 'adapters/http_peer.py'
+    - 'adapters/jwt_auth.py'
     - 'adapters/{{name}}/**'
     - 'handlers/__init__.py'
     - 'handlers/{{name}}.py'
