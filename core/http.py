@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import MethodNotAllowed, NotFound, OvercastError, Unavailable, ValidationError
+from core.errors import ConfigurationError, MethodNotAllowed, NotFound, OvercastError, Unavailable, ValidationError
 from core.model import is_well_formed, quote
 
 
@@ -149,17 +149,28 @@ class Response:
 
 #: What a caller reads for each 5xx code; the detail is in the log line with the request id.
 PUBLIC_MESSAGES = {
-    "misconfigured": "the service is misconfigured; the operator has the details in the logs",
     "store_timeout": "the store did not answer in time; retry after the Retry-After seconds",
     "internal": "internal error; the logs have the details under this request_id",
 }
 _GENERIC_UNAVAILABLE = "a dependency is unavailable; retry after the Retry-After seconds"
 
 
+# The name of one of our settings (OVERCAST_PEERS, COSMOS_ENDPOINT, CLOUDANT_APIKEY, AWS_REGION...):
+# only these prefixes, and not inside a path or an ARN (a role may be named in capitals too).
+_SETTING_NAME_RE = re.compile(
+    r"(?<![A-Za-z0-9_/:.-])(?:OVERCAST|COSMOS|CLOUDANT|AWS|GOOGLE|FIRESTORE)_[A-Z0-9_]*[A-Z0-9](?![A-Za-z0-9_/-])"
+)
+
+
 def public_message(error: OvercastError) -> str:
-    """The part of an error's message that may leave the service."""
+    """The part of an error's message that may leave the service. A misconfiguration still says
+    which settings to check — their names only, never their values or the vendor's words."""
     if error.status < 500:
         return error.message
+    if isinstance(error, ConfigurationError):
+        names = list(dict.fromkeys(_SETTING_NAME_RE.findall(error.message)))[:3]
+        hint = f"; check {', '.join(names)}" if names else ""
+        return f"the service is misconfigured{hint} (the details are in the logs under this request_id)"
     return PUBLIC_MESSAGES.get(error.code, _GENERIC_UNAVAILABLE if isinstance(error, Unavailable) else "internal error")
 
 

@@ -200,7 +200,9 @@ class DynamoDBMessageStore(MessageStore):
             code = _code(exc)
             message = exc.response.get("Error", {}).get("Message", "")
             if code == "ResourceNotFoundException":
-                return ConfigurationError(f"{where} does not exist in this account/region ({message})")
+                return ConfigurationError(
+                    f"{where} does not exist in this account/region ({message}); check OVERCAST_DYNAMODB_TABLE"
+                )
             if code in _THROTTLED:
                 return Unavailable(f"{where} is throttling requests ({code})", retry_after=2, code="store_throttled")
             if code in _MISCONFIGURED:
