@@ -44,3 +44,10 @@ PROVIDER ?= openwhisk
 
 ready: setup  ## readiness of a provider being added: make ready PROVIDER=<name> (docs/adding-a-provider.md)
 	$(PY) -m pytest tests/readiness --provider $(PROVIDER) $(PYTEST_ARGS)
+
+.PHONY: requirements validate
+requirements: setup  ## regenerate requirements/<provider>.txt (pinned, hashed, for each cloud's Python) and validators.txt
+	$(PY) -m tools.requirements compile
+
+validate: setup  ## the vendors' validators (cfn-lint, checkov) on the AWS templates, dev and prod; pins current
+	$(PY) -m pytest tests/packaging/test_validators.py tests/packaging/test_requirements.py $(PYTEST_ARGS)

@@ -40,6 +40,18 @@ if [ ! -f "$stamp" ]; then
   rm -f "$VENV"/.installed-* && touch "$stamp"
 fi
 
+# The vendors' validators (cfn-lint, checkov) and uv (`make requirements`) in a venv of their own:
+# checkov pins many packages, which must not meet the project's. Locked with hashes.
+VALIDATORS=${VALIDATORS:-.venv-validators}
+stamp="$VALIDATORS/.installed-$(sha1sum requirements/validators.txt | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  say "validators venv in $VALIDATORS"
+  [ -x "$VALIDATORS/bin/python" ] || "$PYTHON" -m venv "$VALIDATORS"
+  "$VALIDATORS/bin/python" -m pip install -q --upgrade pip
+  "$VALIDATORS/bin/python" -m pip install -q --require-hashes -r requirements/validators.txt
+  rm -f "$VALIDATORS"/.installed-* && touch "$stamp"
+fi
+
 if [ -f package-lock.json ]; then
   stamp="node_modules/.installed-$(sha1sum package-lock.json | cut -c1-12)"
   if [ ! -f "$stamp" ]; then

@@ -12,6 +12,7 @@ directory (node_modules linked, not copied), and the whole `.serverless/` output
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from adapters.registry import providers as registered_providers
@@ -135,9 +137,7 @@ def package(
     env = sls_env()
     if requirements_cache is not None:
         env[REQUIREMENTS_CACHE_ENV] = str(Path(requirements_cache).resolve())
-    with tempfile.TemporaryDirectory(prefix=f"overcast-package-{provider}-") as tmp:
-        service_dir = Path(tmp) / "service"
-        _copy_service(repo_root, service_dir)
+    with private_service(repo_root, prefix=f"overcast-package-{provider}-") as service_dir:
         started = time.monotonic()
         try:
             proc = subprocess.run(
@@ -195,6 +195,16 @@ def _prepare_out_dir(out_dir: Path) -> None:
                 provider="-",
             )
     out_dir.mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def private_service(repo_root: Path = REPO_ROOT, *, prefix: str = "overcast-service-") -> Iterator[Path]:
+    """A private copy of the service directory (node_modules linked), removed afterwards: where
+    `sls` may write `.serverless/` and function.json files without touching the repository."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        service_dir = Path(tmp) / "service"
+        _copy_service(Path(repo_root).resolve(), service_dir)
+        yield service_dir
 
 
 def _copy_service(repo_root: Path, service_dir: Path) -> None:

@@ -1,6 +1,7 @@
 """Pinned, hashed requirements for what each cloud installs: requirements/<provider>.txt.
 
     python -m tools.requirements compile [PROVIDER ...]   # `make requirements`: regenerate (needs uv)
+    python -m tools.requirements compile validators       # requirements/validators.txt from .in
     python -m tools.requirements check [PROVIDER ...]     # offline: are the files current?
 
 Each file is compiled from pyproject.toml's extra of the same name by `uv pip compile`, for the
@@ -13,6 +14,10 @@ again, it checks that the file still answers pyproject.toml (every requirement o
 pinned at a version its specifier accepts, nothing is pinned that no longer traces back to the
 extra, every pin carries hashes, the target line matches TARGETS). That the pins form a complete
 closure is what pip's hash-checking mode enforces when the files are installed (packaging tests).
+
+requirements/validators.txt locks requirements/validators.in (cfn-lint, checkov, uv) for the
+machine that runs them (any platform, the project's lowest Python): scripts/setup.sh installs it
+into .venv-validators.
 """
 
 from __future__ import annotations
@@ -83,6 +88,18 @@ def compile_requirements(provider: str, repo_root: Path = REPO_ROOT) -> Path:
     return out
 
 
+def compile_validators(repo_root: Path = REPO_ROOT) -> Path:
+    """Regenerate requirements/validators.txt from requirements/validators.in."""
+    source, out = repo_root / "requirements" / "validators.in", repo_root / "requirements" / "validators.txt"
+    cmd = [uv_bin(), "pip", "compile", str(source.relative_to(repo_root)), "--universal", "--generate-hashes"]
+    cmd += ["--python-version", "3.11", "--custom-compile-command", COMPILE_COMMAND, "--no-progress"]
+    proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"uv pip compile for the validators failed:\n{proc.stderr}")
+    out.write_text(proc.stdout)
+    return out
+
+
 @dataclass(frozen=True)
 class Pin:
     name: str
@@ -109,6 +126,15 @@ def parse(text: str) -> dict[str, Pin]:
             normalize(match.group(1)), match.group(2), hashes, tuple(v for v in via if v)
         )
     return pins
+
+
+def closure(pins: dict[str, Pin], roots: set[str]) -> set[str]:
+    """roots and every pin they require, directly or not (following the `# via` annotations)."""
+    reachable, frontier = set(), {normalize(r) for r in roots} & set(pins)
+    while frontier:
+        reachable |= frontier
+        frontier = {p.name for p in pins.values() if {normalize(v) for v in p.via} & reachable} - reachable
+    return reachable
 
 
 def normalize(name: str) -> str:
@@ -156,11 +182,7 @@ def problems(provider: str, repo_root: Path = REPO_ROOT) -> list[str]:
         if ROOT_VIA in pin.via and pin.name not in roots:
             found.append(f"{pin.name} is no longer in the [{provider}] extra")
     # Everything pinned must trace back to the extra through the `# via` annotations.
-    reachable, frontier = set(), set(roots)
-    while frontier:
-        reachable |= frontier
-        frontier = {p.name for p in pins.values() if {normalize(v) for v in p.via} & reachable} - reachable
-    stale = sorted(set(pins) - reachable)
+    stale = sorted(set(pins) - closure(pins, roots))
     if stale:
         found.append(f"pinned but required by nothing in the extra: {stale}")
     return [f"{file.relative_to(repo_root)}: {p}" for p in found]
@@ -169,17 +191,21 @@ def problems(provider: str, repo_root: Path = REPO_ROOT) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.requirements", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("compile", "check"))
-    parser.add_argument("providers", nargs="*", metavar="PROVIDER", help=f"default: all of {', '.join(TARGETS)}")
+    parser.add_argument("targets", nargs="*", metavar="TARGET", help=f"default: {', '.join(TARGETS)} and validators")
     args = parser.parse_args(argv)
-    chosen = args.providers or list(TARGETS)
-    unknown = set(chosen) - set(TARGETS)
+    chosen = args.targets or [*TARGETS, "validators"]
+    unknown = set(chosen) - {*TARGETS, "validators"}
     if unknown:
-        parser.error(f"no requirements target for {sorted(unknown)} (known: {', '.join(TARGETS)})")
+        parser.error(f"unknown {sorted(unknown)} (known: {', '.join(TARGETS)}, validators)")
+    providers = [t for t in chosen if t in TARGETS]
     if args.action == "compile":
-        for provider in chosen:
-            print(f"{compile_requirements(provider).relative_to(REPO_ROOT)}")
+        written = [compile_requirements(p) for p in providers]
+        if "validators" in chosen:
+            written.append(compile_validators())
+        for out in written:
+            print(out.relative_to(REPO_ROOT))
         return 0
-    failures = [problem for provider in chosen for problem in problems(provider)]
+    failures = [problem for provider in providers for problem in problems(provider)]
     for failure in failures:
         print(failure, file=sys.stderr)
     if failures:

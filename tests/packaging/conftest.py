@@ -87,18 +87,23 @@ class LazyPackages(Mapping[str, Packaged]):
     def __getitem__(self, provider: str) -> Packaged:
         if provider not in providers():
             raise KeyError(f"{provider!r}: no serverless.{provider}.yml in {REPO_ROOT}")
-        if provider not in self._done:
+        return self.variant(provider, provider)
+
+    def variant(self, key: str, provider: str, extra_args: tuple[str, ...] = ()) -> Packaged:
+        """Another package of a provider (e.g. stage, region and params of a production
+        deploy), built once per session under `key` and shared like the default ones."""
+        if key not in self._done:
             require_node_modules()
-            out_dir = self._factory.mktemp(f"sls-package-{provider}")
+            out_dir = self._factory.mktemp(f"sls-package-{key}")
             try:
-                package(provider, out_dir, requirements_cache=self.cache)
+                package(provider, out_dir, extra_args=extra_args, requirements_cache=self.cache)
                 seconds = json.loads((out_dir / ".overcast-package.json").read_text())["seconds"]
-                self._done[provider] = Packaged(provider, out_dir, seconds)
+                self._done[key] = Packaged(provider, out_dir, seconds)
             except PackagingError as exc:
-                self._done[provider] = exc
-        result = self._done[provider]
+                self._done[key] = exc
+        result = self._done[key]
         if isinstance(result, PackagingError):
-            pytest.fail(f"sls package failed for {provider}:\n{result}", pytrace=False)
+            pytest.fail(f"sls package failed for {key}:\n{result}", pytrace=False)
         return result
 
     def __iter__(self) -> Iterator[str]:
@@ -117,6 +122,29 @@ def require_node_modules() -> None:
 @pytest.fixture(scope="session")
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> LazyPackages:
     return LazyPackages(tmp_path_factory)
+
+
+# What a production deploy passes (docs/aws.md): stage, region, a certificate (so the custom
+# domains and the Route 53 failover pair are in the template) and the replication peers.
+PROD_CERTIFICATE = "arn:aws:acm:eu-west-1:111122223333:certificate/00000000-0000-4000-8000-000000000000"
+PROD_PEERS = '[{"name": "azure", "url": "https://azure.api.example.com/api"}]'
+PROD_REGION = "eu-west-1"
+AWS_PROD_ARGS = (
+    "--stage",
+    "prod",
+    "--region",
+    PROD_REGION,
+    "--param",
+    f"certificateArn={PROD_CERTIFICATE}",
+    "--param",
+    f"peers={PROD_PEERS}",
+)
+
+
+@pytest.fixture(scope="session")
+def aws_prod(packaged: LazyPackages) -> Packaged:
+    """`sls package --config serverless.aws.yml` as a production deploy runs it."""
+    return packaged.variant("aws-prod", "aws", AWS_PROD_ARGS)
 
 
 @pytest.fixture(scope="session")
