@@ -54,6 +54,7 @@ class HttpApp:
         r.add("POST", replication.BATCH_PATH, self.replication_batch)
         r.add("POST", replication.DIGEST_PATH, self.replication_digest)
         r.add("POST", replication.FETCH_PATH, self.replication_fetch)
+        r.add("POST", replication.TREE_PATH, self.replication_tree)
 
     def handle(self, request: Request) -> Response:
         request_id = self._request_id(request)
@@ -170,6 +171,15 @@ class HttpApp:
         from core import anti_entropy  # only peers' repair passes call this: keep it off cold starts
 
         answer = anti_entropy.answer_fetch(self.service.store, payload)
+        return Response.json(200, {**answer, "origin": self.settings.origin})
+
+    def replication_tree(self, request: Request) -> Response:
+        """Anti-entropy read: nodes of this store's digest tree, or the records of some leaves."""
+        sender = self._verified_peer(request)
+        payload = replication.decode_json_object(request.body, sender, self.settings.limits.max_body_bytes)
+        from core import anti_entropy  # only peers' repair passes call this: keep it off cold starts
+
+        answer = anti_entropy.answer_tree(self.service.store, payload)
         return Response.json(200, {**answer, "origin": self.settings.origin})
 
     # -- helpers ------------------------------------------------------------------------------

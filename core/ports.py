@@ -14,6 +14,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from core import digest
+from core.digest import Digest, Entry, Position
 from core.errors import InvalidToken, Unauthenticated, Unavailable, ValidationError
 from core.model import Message, Page, decode_cursor, encode_cursor, validate_channel, validate_message_id
 
@@ -68,11 +70,79 @@ class MessageStore(ABC):
         change feeds. ``since=None`` starts from the beginning."""
         if not 1 <= limit <= 10_000:
             raise ValidationError("limit out of range", code="invalid_limit")
-        return self._changes_since(since, limit)
+        changes = self._changes_since(since, limit)
+        self.items_read += len(changes)
+        return changes
+
+    def tree_digests(self, depth: int, start: int, stop: int, since: str | None = None) -> dict[int, Digest]:
+        """The digest tree (core.digest): ``(count, hash)`` of every non-empty node at ``depth``
+        whose index is in ``[start, stop)``, over every record (tombstones included) — or, with
+        ``since``, over the records whose version is greater. Equal on any two stores that hold
+        the same (key, version) set; anti-entropy compares it top-down."""
+        if not 0 <= depth <= digest.LEAF_DEPTH:
+            raise ValidationError(f"depth must be 0-{digest.LEAF_DEPTH}", code="invalid_request")
+        if not 0 <= start <= stop <= digest.nodes_at(depth):
+            raise ValidationError("node range out of bounds", code="invalid_request")
+        return self._tree_digests(depth, start, stop, since)
+
+    def tree_entries(
+        self, start: int, stop: int, after: Position | None, limit: int, since: str | None = None
+    ) -> builtins.list[Entry]:
+        """Up to ``limit`` records as ``(leaf, channel, id, version)`` whose leaf is in
+        ``[start, stop)``, in (leaf, channel, id) order, strictly after ``after``; with ``since``,
+        only records whose version is greater. Anti-entropy lists the leaves whose digests differ."""
+        if not 0 <= start <= stop <= digest.LEAVES:
+            raise ValidationError("leaf range out of bounds", code="invalid_request")
+        if not 1 <= limit <= 10_000:
+            raise ValidationError("limit out of range", code="invalid_limit")
+        return self._tree_entries(start, stop, after, limit, since)
 
     def ping(self) -> None:
         """A real round trip to the backing service; raises Unavailable if it does not answer."""
         self._ping()
+
+    #: Records (or digest rows) this store object has read for anti-entropy and change scans, and
+    #: the read units its service charged where it reports them: figures for benchmarks and logs.
+    items_read: int = 0
+    read_units: float = 0.0
+    #: Whether ``tree_digests`` over every record (``since=None``) reads kept digests (a few
+    #: hundred rows) rather than scanning: anti-entropy then asks for each run of nodes apart.
+    maintains_digests: bool = False
+
+    # -- digest tree: computed by scanning unless a store keeps it up to date --------------------
+
+    def _tree_digests(self, depth: int, start: int, stop: int, since: str | None) -> dict[int, Digest]:
+        """Default: one scan of every record in scope (``changes_since``). Linear in the store (or
+        the window); a store that maintains digests at write time overrides this."""
+        out: dict[int, Digest] = {}
+        for message in self._scan_versions(since):
+            leaf = digest.key_leaf(message.channel, message.id)
+            node = digest.node_of(leaf, depth)
+            if start <= node < stop:
+                count, total = out.get(node, (0, 0))
+                out[node] = (
+                    count + 1,
+                    (total + digest.entry_hash(message.channel, message.id, str(message.version))) % (digest.HASH_MOD),
+                )
+        return out
+
+    def _tree_entries(
+        self, start: int, stop: int, after: Position | None, limit: int, since: str | None
+    ) -> builtins.list[Entry]:
+        """Default: one scan of every record in scope, keeping the requested leaves."""
+        found: builtins.list[Entry] = []
+        for message in self._scan_versions(since):
+            leaf = digest.key_leaf(message.channel, message.id)
+            if start <= leaf < stop and (after is None or (leaf, message.channel, message.id) > after):
+                found.append((leaf, message.channel, message.id, str(message.version)))
+        found.sort()
+        return found[:limit]
+
+    def _scan_versions(self, since: str | None) -> Iterator[Message]:
+        """Every record with a version after ``since``, a page at a time (ties kept whole)."""
+        from core.replication import iter_changes  # core.replication imports this module
+
+        return iter_changes(self, since, page_size=1000)
 
     def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing to release
         """Release connections. Optional."""

@@ -7,9 +7,10 @@ Wire format of a batch (``POST /replication/batch``)::
              X-Overcast-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
     body:    {"origin": "<sender origin>", "records": [<Message.to_record()>, ...]}
 
-Anti-entropy (core/anti_entropy.py) adds two read-only requests signed the same way:
-``POST /replication/digest`` (a page of the peer's (channel, id, version) since a version floor)
-and ``POST /replication/fetch`` (full records for a list of keys).
+Anti-entropy (core/anti_entropy.py) adds three read-only requests signed the same way:
+``POST /replication/digest`` (a page of the peer's (channel, id, version) since a version floor),
+``POST /replication/tree`` (nodes of the peer's digest tree, or the records of some of its
+leaves: core/digest.py) and ``POST /replication/fetch`` (full records for a list of keys).
 
 Each pair of peers shares a secret. A request is rejected (401, nothing applied) when the
 signature is missing or wrong or the timestamp is further than the allowed skew from now;
@@ -47,7 +48,8 @@ SIGNATURE_HEADER = "x-overcast-signature"
 BATCH_PATH = "/replication/batch"
 DIGEST_PATH = "/replication/digest"
 FETCH_PATH = "/replication/fetch"
-SIGNED_PATHS = frozenset({BATCH_PATH, DIGEST_PATH, FETCH_PATH})
+TREE_PATH = "/replication/tree"
+SIGNED_PATHS = frozenset({BATCH_PATH, DIGEST_PATH, FETCH_PATH, TREE_PATH})
 _TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")
 _SIGNATURE_RE = re.compile(r"^v1=[0-9a-f]{64}$")
 
@@ -381,7 +383,8 @@ class Replicator:
             raise Unavailable(
                 f"{peer.name}{path}: HTTP {response.status} {response.body[:200]!r}",
                 retry_after=5,
-                code="peer_unavailable",
+                # 404: a peer running a release without this route (anti-entropy falls back)
+                code="peer_route_missing" if response.status == 404 else "peer_unavailable",
             )
         try:
             answer = parse_json(response.body)

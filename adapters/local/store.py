@@ -10,6 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from core.digest import (
+    FANOUT_BITS,
+    HASH_MOD,
+    LEAF_DEPTH,
+    Digest,
+    Entry,
+    Position,
+    combine,
+    entry_hash,
+    key_leaf,
+    node_of,
+)
 from core.errors import AlreadyExists, ConfigurationError, Unavailable
 from core.model import Message
 from core.ports import MessageStore
@@ -30,12 +42,45 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_sort_key ON messages (channel, sort_key);
 CREATE INDEX IF NOT EXISTS messages_by_version ON messages (version);
 """
+# The digest tree (core.digest), kept up to date by triggers in each write's own transaction: a
+# row per leaf (level 4) and per depth-2 node (level 2), so any node's digest is a sum over at
+# most 256 rows, whatever the store's size. ``leaf`` and ``entry_hash`` are written with the
+# record (computed in Python by core.digest); the index lists a leaf's records in tree order.
+_DIGEST_TABLE = """
+CREATE TABLE IF NOT EXISTS digest_nodes (
+    level INTEGER NOT NULL,
+    node  INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    hash  INTEGER NOT NULL,
+    PRIMARY KEY (level, node)
+) WITHOUT ROWID
+"""
+_DIGEST_SCHEMA = f"""
+{_DIGEST_TABLE};
+CREATE INDEX IF NOT EXISTS messages_by_leaf ON messages (leaf, channel, id, version);
+CREATE TRIGGER IF NOT EXISTS digest_on_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO digest_nodes VALUES (4, NEW.leaf, 1, NEW.entry_hash)
+        ON CONFLICT (level, node) DO UPDATE SET count = count + 1, hash = (hash + excluded.hash) % {HASH_MOD};
+    INSERT INTO digest_nodes VALUES (2, NEW.leaf >> 8, 1, NEW.entry_hash)
+        ON CONFLICT (level, node) DO UPDATE SET count = count + 1, hash = (hash + excluded.hash) % {HASH_MOD};
+END;
+CREATE TRIGGER IF NOT EXISTS digest_on_update AFTER UPDATE OF entry_hash ON messages BEGIN
+    UPDATE digest_nodes SET hash = (hash + NEW.entry_hash - OLD.entry_hash + {HASH_MOD}) % {HASH_MOD}
+        WHERE (level = 4 AND node = OLD.leaf) OR (level = 2 AND node = OLD.leaf >> 8);
+END;
+CREATE TRIGGER IF NOT EXISTS digest_on_delete AFTER DELETE ON messages BEGIN
+    UPDATE digest_nodes SET count = count - 1, hash = (hash - OLD.entry_hash + {HASH_MOD}) % {HASH_MOD}
+        WHERE (level = 4 AND node = OLD.leaf) OR (level = 2 AND node = OLD.leaf >> 8);
+END;
+"""
 _COLUMNS = "channel, id, author, text, created_ms, sort_key, version, deleted, request_digest"
-_PLACEHOLDERS = ", ".join(f":{c.strip()}" for c in _COLUMNS.split(","))
+_WRITE_COLUMNS = _COLUMNS + ", leaf, entry_hash"
+_PLACEHOLDERS = ", ".join(f":{c.strip()}" for c in _WRITE_COLUMNS.split(","))
 
 
 class SqliteMessageStore(MessageStore):
     kind = "sqlite"
+    maintains_digests = True
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 5000) -> None:
         self.path = str(path)
@@ -50,6 +95,7 @@ class SqliteMessageStore(MessageStore):
             raise ConfigurationError(f"SQLite directory {parent} does not exist")
         with self._tx() as db:
             db.executescript(_SCHEMA)
+            _add_digest_tree(db)
 
     # A connection per thread: sqlite3 connections must not be shared across threads.
     def _db(self) -> sqlite3.Connection:
@@ -80,17 +126,17 @@ class SqliteMessageStore(MessageStore):
     def _create(self, message: Message) -> None:
         with self._tx() as db:
             try:
-                db.execute(f"INSERT INTO messages ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", _row(message))
+                db.execute(f"INSERT INTO messages ({_WRITE_COLUMNS}) VALUES ({_PLACEHOLDERS})", _row(message))
             except sqlite3.IntegrityError as exc:
                 raise AlreadyExists(f"message {message.channel}/{message.id} exists") from exc
 
     def _put_if_newer(self, message: Message) -> bool:
         with self._tx() as db:
             cursor = db.execute(
-                f"INSERT INTO messages ({_COLUMNS}) VALUES ({_PLACEHOLDERS}) "
+                f"INSERT INTO messages ({_WRITE_COLUMNS}) VALUES ({_PLACEHOLDERS}) "
                 "ON CONFLICT (channel, id) DO UPDATE SET author=excluded.author, text=excluded.text, "
                 "created_ms=excluded.created_ms, sort_key=excluded.sort_key, version=excluded.version, "
-                "deleted=excluded.deleted, request_digest=excluded.request_digest "
+                "deleted=excluded.deleted, request_digest=excluded.request_digest, entry_hash=excluded.entry_hash "
                 "WHERE excluded.version > messages.version",
                 _row(message),
             )
@@ -130,6 +176,42 @@ class SqliteMessageStore(MessageStore):
             ).fetchall()
         return [_message(row) for row in rows]
 
+    def _tree_digests(self, depth: int, start: int, stop: int, since: str | None) -> dict[int, Digest]:
+        if since is not None:  # a window: the maintained digests cover everything, so scan it
+            return super()._tree_digests(depth, start, stop, since)
+        level = 2 if depth <= 2 else LEAF_DEPTH  # the maintained level each node is a sum of
+        shift = FANOUT_BITS * (level - depth)
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT node, count, hash FROM digest_nodes WHERE level = ? AND node >= ? AND node < ? AND count > 0",
+                (level, start << shift, stop << shift),
+            ).fetchall()
+        self.items_read += len(rows)
+        out: dict[int, Digest] = {}
+        for node, count, total in rows:
+            out[node >> shift] = combine(out.get(node >> shift, (0, 0)), (count, total))
+        return out
+
+    def _tree_entries(
+        self, start: int, stop: int, after: Position | None, limit: int, since: str | None
+    ) -> list[Entry]:
+        where = "leaf >= ? AND leaf < ?"
+        params: list[int | str] = [start, stop]
+        if after is not None:
+            where += " AND (leaf, channel, id) > (?, ?, ?)"
+            params += list(after)
+        if since is not None:
+            where += " AND version > ?"
+            params.append(since)
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT leaf, channel, id, version FROM messages INDEXED BY messages_by_leaf WHERE {where} "
+                "ORDER BY leaf, channel, id LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        self.items_read += len(rows)
+        return [(leaf, channel, message_id, version) for leaf, channel, message_id, version in rows]
+
     def _ping(self) -> None:
         with self._tx() as db:
             db.execute("SELECT count(*) FROM (SELECT 1 FROM messages LIMIT 1)").fetchone()
@@ -146,7 +228,42 @@ def _row(message: Message) -> dict[str, Any]:
     record = message.to_record()
     record["deleted"] = int(record["deleted"])
     del record["origin"]
+    record["leaf"] = key_leaf(message.channel, message.id)
+    record["entry_hash"] = entry_hash(message.channel, message.id, record["version"])
     return record
+
+
+def _add_digest_tree(db: sqlite3.Connection) -> None:
+    """Create the digest tree, filling it from the records of a database made before it existed.
+    Idempotent, and safe when several processes open one file at once (one transaction)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+    if "entry_hash" in columns:
+        db.executescript(_DIGEST_SCHEMA)
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+        if "entry_hash" not in columns:
+            db.execute("ALTER TABLE messages ADD COLUMN leaf INTEGER NOT NULL DEFAULT 0")
+            db.execute("ALTER TABLE messages ADD COLUMN entry_hash INTEGER NOT NULL DEFAULT 0")
+            keys = db.execute("SELECT channel, id, version FROM messages").fetchall()
+            db.executemany(
+                "UPDATE messages SET leaf = ?, entry_hash = ? WHERE channel = ? AND id = ?",
+                ((key_leaf(c, i), entry_hash(c, i, v), c, i) for c, i, v in keys),
+            )
+            nodes: dict[tuple[int, int], Digest] = {}
+            for c, i, v in keys:
+                leaf, value = key_leaf(c, i), (1, entry_hash(c, i, v))
+                for level, node in ((LEAF_DEPTH, leaf), (2, node_of(leaf, 2))):
+                    nodes[(level, node)] = combine(nodes.get((level, node), (0, 0)), value)
+            db.execute("DROP TABLE IF EXISTS digest_nodes")
+            db.execute(_DIGEST_TABLE)
+            db.executemany("INSERT INTO digest_nodes VALUES (?, ?, ?, ?)", ((*k, *d) for k, d in nodes.items()))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.executescript(_DIGEST_SCHEMA)
 
 
 def _message(row: sqlite3.Row) -> Message:
