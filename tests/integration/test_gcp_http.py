@@ -11,6 +11,7 @@ import pytest
 
 import handlers.gcp
 from adapters.gcp.events import MAX_READ_BYTES
+from tests.fixtures.oidc import AUTH_OFF
 
 pytestmark = pytest.mark.emulator("firestore")
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +24,7 @@ def app() -> Any:
 
 @pytest.fixture(autouse=True)
 def overcast(firestore_db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    built = handlers.gcp.build({"OVERCAST_REGION": "europe-west1"}, client=firestore_db)
+    built = handlers.gcp.build({"OVERCAST_REGION": "europe-west1", **AUTH_OFF}, client=firestore_db)
     monkeypatch.setattr(handlers.gcp.overcast, "_app", built)
 
 
