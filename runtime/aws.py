@@ -31,12 +31,13 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from runtime.frontdoor import Answer, FrontDoor, Incoming
 from runtime.mesh import Cloud
+from runtime.pump import PollLoop, RetryPolicy, deliver
 
 logger = logging.getLogger("overcast.runtime.aws")
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -126,69 +127,36 @@ def http_event(
     return event
 
 
-class _HttpHandler(BaseHTTPRequestHandler):
-    server: LocalApiGateway
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in separate writes
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        if length > MAX_BODY:
-            self._reply(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
-            self.close_connection = True
-            return
-        body = self.rfile.read(length) if length else b""
-        host = self.headers.get("host") or self.server.url.removeprefix("http://")
-        event = http_event(self.command, self.path, list(self.headers.items()), body, host, self.client_address[0])
-        context = LambdaContext(self.server.function_name, HTTP_TIMEOUT_S)
-        try:
-            result = self.server.invoke(event, context)
-            status = int(result["statusCode"])
-            raw = result.get("body") or ""
-            payload = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode("utf-8")
-            headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
-            cookies = [str(c) for c in result.get("cookies") or ()]
-        except Exception:  # what API Gateway answers when the integration fails
-            logger.exception("http handler failed")
-            self._reply(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
-            return
-        self._reply(status, headers, payload, cookies)
-
-    def _reply(self, status: int, headers: Mapping[str, str], body: bytes, cookies: list[str] | None = None) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            if name.lower() not in {"content-length", "connection", "transfer-encoding"}:
-                self.send_header(name, value)
-        for cookie in cookies or ():
-            self.send_header("set-cookie", cookie)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:  # the app logs every request as JSON
-        pass
-
-
-class LocalApiGateway(ThreadingHTTPServer):
-    daemon_threads = True
+class LocalApiGateway(FrontDoor):
+    """API Gateway's HTTP API in front of the function: payload 2.0 events in, the function's dict out."""
 
     def __init__(
         self, host: str, port: int, invoke: Callable[[dict[str, Any], Any], dict[str, Any]], function_name: str
     ) -> None:
-        if not host.startswith("127."):
-            raise ValueError(f"bind a loopback address, not {host}")
         self.invoke = invoke
         self.function_name = function_name
-        super().__init__((host, port), _HttpHandler)
+        super().__init__(
+            host,
+            port,
+            self._answer,
+            max_body=MAX_BODY,
+            too_large=Answer(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}'),
+            crashed=Answer(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'),
+            logger=logger,
+        )
 
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        host = host.decode() if isinstance(host, bytes) else host
-        return f"http://{host}:{port}"
+    def _answer(self, incoming: Incoming) -> Answer:
+        event = http_event(
+            incoming.method, incoming.target, list(incoming.headers), incoming.body, incoming.host, incoming.client_ip
+        )
+        result = self.invoke(event, LambdaContext(self.function_name, HTTP_TIMEOUT_S))
+        raw = result.get("body") or ""
+        return Answer(
+            int(result["statusCode"]),
+            {str(k): str(v) for k, v in (result.get("headers") or {}).items()},
+            base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode("utf-8"),
+            [str(c) for c in result.get("cookies") or ()],
+        )
 
 
 # -- DynamoDB Streams event source ---------------------------------------------------------------
@@ -229,7 +197,15 @@ class StreamPoller:
         self._iterators: dict[str, str | None] = {}  # shard id → iterator (None: closed, done)
         self._last_sequence: dict[str, str] = {}
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._last_discovery = time.monotonic()
+        self._loop = PollLoop(
+            self.poll_once,
+            name="stream-poller",
+            idle_s=poll_interval_s,
+            error_backoff=RetryPolicy(backoff_s=(1.0, 1.0)),
+            logger=logger,
+            stop=self._stop,
+        )
         self.delivered = 0
         self.dropped = 0
 
@@ -259,33 +235,23 @@ class StreamPoller:
             self._iterators[shard_id] = answer["ShardIterator"]
 
     def start(self) -> StreamPoller:
-        self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
-        self._thread.start()
+        self._loop.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)
+        self._loop.stop(timeout)
 
-    def _run(self) -> None:
-        last_discovery = time.monotonic()
-        while not self._stop.is_set():
-            busy = False
-            try:
-                if time.monotonic() - last_discovery > 5:
-                    self._discover()
-                    last_discovery = time.monotonic()
-                for shard_id in list(self._iterators):
-                    if self._stop.is_set():
-                        return
-                    busy |= self._poll_shard(shard_id)
-            except Exception:
-                logger.exception("stream poll failed; retrying")
-                self._stop.wait(1.0)
-                continue
-            if not busy:
-                self._stop.wait(self.poll_interval_s)
+    def poll_once(self) -> bool:
+        """One pass over every shard; True when some shard had records (poll again at once)."""
+        if time.monotonic() - self._last_discovery > 5:
+            self._discover()
+            self._last_discovery = time.monotonic()
+        busy = False
+        for shard_id in list(self._iterators):
+            if self._stop.is_set():
+                break
+            busy |= self._poll_shard(shard_id)
+        return busy
 
     def _poll_shard(self, shard_id: str) -> bool:
         iterator = self._iterators.get(shard_id)
@@ -321,38 +287,28 @@ class StreamPoller:
         return body
 
     def _deliver(self, records: list[dict[str, Any]]) -> None:
-        pending = records
-        attempt = 0
-        while pending and not self._stop.is_set():
+        """Lambda's event source mapping with ReportBatchItemFailures: the batch is delivered
+        again from its first failed record until it succeeds or the retries are spent."""
+
+        def invoke(pending: Sequence[dict[str, Any]], _retries: int) -> Sequence[dict[str, Any]]:
             context = LambdaContext(self.function_name, 60.0, region=self.region)
-            try:
-                result = self.invoke({"Records": pending}, context) or {}
-                failed = {str(f.get("itemIdentifier")) for f in result.get("batchItemFailures") or ()}
-            except Exception:
-                logger.exception("stream handler raised; the whole batch is retried")
-                failed = {r["dynamodb"]["SequenceNumber"] for r in pending}
-            if not failed:
-                self.delivered += len(pending)
-                return
-            first = next((i for i, r in enumerate(pending) if r["dynamodb"]["SequenceNumber"] in failed), 0)
-            self.delivered += first
-            pending = pending[first:]
-            attempt += 1
-            if 0 <= self.max_retries < attempt:  # -1: retry until delivered (Lambda's default)
-                self.dropped += len(pending)
-                _log_json(
-                    logging.ERROR,
-                    "stream batch dropped after retries (on-failure destination)",
-                    records=len(pending),
-                    first_sequence=pending[0]["dynamodb"]["SequenceNumber"],
-                    last_sequence=pending[-1]["dynamodb"]["SequenceNumber"],
-                )
-                return
-            delay = min(self.backoff_s[1], self.backoff_s[0] * 2 ** (attempt - 1))
+            result = self.invoke({"Records": list(pending)}, context) or {}
+            failed = {str(f.get("itemIdentifier")) for f in result.get("batchItemFailures") or ()}
+            first = next((i for i, r in enumerate(pending) if r["dynamodb"]["SequenceNumber"] in failed), None)
+            return [] if first is None else pending[first:]
+
+        policy = RetryPolicy(self.max_retries, self.backoff_s)  # -1: retry until delivered (Lambda's default)
+        outcome = deliver(records, invoke, policy, self._stop, logger, "stream batch")
+        self.delivered += outcome.delivered
+        if outcome.given_up:
+            self.dropped += len(outcome.given_up)
             _log_json(
-                logging.WARNING, "stream batch failed; retrying", attempt=attempt, records=len(pending), delay_s=delay
+                logging.ERROR,
+                "stream batch dropped after retries (on-failure destination)",
+                records=len(outcome.given_up),
+                first_sequence=outcome.given_up[0]["dynamodb"]["SequenceNumber"],
+                last_sequence=outcome.given_up[-1]["dynamodb"]["SequenceNumber"],
             )
-            self._stop.wait(delay)
 
 
 def _json_default(value: Any) -> Any:

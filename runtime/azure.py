@@ -38,7 +38,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -50,7 +49,9 @@ from core.logs import get_logger, log
 from core.model import Message, Version
 from core.ports import MessageStore
 from core.replication import iter_changes
+from runtime.frontdoor import Answer, FrontDoor, Incoming
 from runtime.mesh import Cloud
+from runtime.pump import PollLoop, RetryPolicy, deliver
 
 logger = get_logger("runtime.azure")
 _MAX_READ = 8 * 1024 * 1024
@@ -128,39 +129,8 @@ def build_http_request(
     )
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: AzureFunctionsHost
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # small JSON answers: no 40 ms delayed-ACK stalls
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        if length > _MAX_READ:
-            self.send_error(413)
-            return
-        body = self.rfile.read(length) if length else b""
-        request = build_http_request(
-            self.command, self.server.url, self.path, self.headers, body, self.server.route_prefix
-        )
-        response = self.server.http_function(request, LocalContext("http"))
-        self.send_response(response.status_code)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        if response.headers.get("content-type") is None and response.get_body():
-            self.send_header("content-type", f"{response.mimetype}; charset={response.charset}")
-        self.send_header("content-length", str(len(response.get_body())))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.get_body())
-
-    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:  # the app logs every request as JSON
-        pass
-
-
-class AzureFunctionsHost(ThreadingHTTPServer):
-    daemon_threads = True
+class AzureFunctionsHost(FrontDoor):
+    """The Functions host's HTTP front: ``func.HttpRequest`` in, ``func.HttpResponse`` out."""
 
     def __init__(
         self,
@@ -169,16 +139,27 @@ class AzureFunctionsHost(ThreadingHTTPServer):
         port: int = 8080,
         route_prefix: str = DEFAULT_ROUTE_PREFIX,
     ) -> None:
-        if not host.startswith("127."):
-            raise ValueError(f"the local host binds loopback (127.x) only, not {host}")
         self.http_function = http_function
         self.route_prefix = route_prefix
-        super().__init__((host, port), _Handler)
+        super().__init__(
+            host,
+            port,
+            self._answer,
+            max_body=_MAX_READ,
+            too_large=Answer(413, {"content-type": "text/plain"}, b"Request Entity Too Large"),
+            crashed=Answer(500, {"content-type": "text/plain"}, b"Internal Server Error"),
+            logger=logger,
+        )
 
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def _answer(self, incoming: Incoming) -> Answer:
+        request = build_http_request(
+            incoming.method, self.url, incoming.target, dict(incoming.headers), incoming.body, self.route_prefix
+        )
+        response = self.http_function(request, LocalContext("http"))
+        headers = dict(response.headers.items())
+        if response.headers.get("content-type") is None and response.get_body():
+            headers["content-type"] = f"{response.mimetype}; charset={response.charset}"
+        return Answer(response.status_code, headers, response.get_body())
 
 
 # -- change feed (emulated) ---------------------------------------------------------------------
@@ -219,14 +200,20 @@ class ChangeFeedEmulator:
         self.given_up = 0
 
     def run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                self.poll_once()
-            except Exception as exc:  # the store is down: poll again later, checkpoint unchanged
-                log(logger, logging.WARNING, "change-feed poll failed", error=f"{type(exc).__name__}: {exc}")
-                self.stop_event.wait(self.retry_min_s)
-                continue
-            self.stop_event.wait(self.poll_s)
+        # poll_once's count is not "busy": the checkpoint moves with the store's clock, so an
+        # idle wait between polls is what the trigger's feedPollDelay is.
+        PollLoop(
+            self._poll,
+            name="change-feed",
+            idle_s=self.poll_s,
+            error_backoff=RetryPolicy(backoff_s=(self.retry_min_s, self.retry_min_s)),
+            logger=logger,
+            stop=self.stop_event,
+        ).run()
+
+    def _poll(self) -> bool:
+        self.poll_once()
+        return False  # rest poll_s after every poll, busy or not
 
     def poll_once(self) -> int:
         """Deliver every change not delivered yet; returns how many were delivered."""
@@ -246,39 +233,34 @@ class ChangeFeedEmulator:
         return done
 
     def _deliver(self, batch: Sequence[Message]) -> bool:
-        attempt = 0
-        while not self.stop_event.is_set():
-            documents = to_documents(m.to_record() for m in batch)
+        """The Functions retry policy: a raise re-runs the whole batch after a backoff; after the
+        last retry the host gives up and moves the checkpoint on. False: stopped meanwhile."""
+
+        def invoke(pending: Sequence[Message], retries: int) -> Sequence[Message]:
+            documents = to_documents(m.to_record() for m in pending)
             try:
-                self.function(documents, LocalContext("changes", attempt, self.max_retries))
-                self.delivered += len(batch)
-                return True
+                self.function(documents, LocalContext("changes", retries, self.max_retries))
             except Exception as exc:
                 self.failures += 1
-                if 0 <= self.max_retries <= attempt:
-                    self.given_up += len(batch)
-                    log(
-                        logger,
-                        logging.ERROR,
-                        "change-feed batch given up after retries; anti-entropy will repair it",
-                        records=len(batch),
-                        retries=attempt,
-                        error=str(exc),
-                    )
-                    return True  # the platform advances the checkpoint after the last retry
-                delay = min(self.retry_min_s * 2**attempt, self.retry_max_s)
-                log(
-                    logger,
-                    logging.WARNING,
-                    "change-feed function failed; retrying batch",
-                    records=len(batch),
-                    retry=attempt + 1,
-                    delay_s=delay,
-                    error=str(exc),
-                )
-                attempt += 1
-                self.stop_event.wait(delay)
-        return False
+                log(logger, logging.WARNING, "change-feed function failed", records=len(pending), error=str(exc))
+                return pending
+            return []
+
+        policy = RetryPolicy(self.max_retries, (self.retry_min_s, self.retry_max_s))
+        outcome = deliver(
+            batch, invoke, policy, self.stop_event, logging.getLogger("overcast.runtime.azure"), "change-feed batch"
+        )
+        self.delivered += outcome.delivered
+        if outcome.given_up:
+            self.given_up += len(outcome.given_up)
+            log(
+                logger,
+                logging.ERROR,
+                "change-feed batch given up after retries; anti-entropy will repair it",
+                records=len(outcome.given_up),
+                retries=outcome.retries - 1,
+            )
+        return not outcome.stopped
 
 
 def _key(message: Message) -> tuple[str, str, str]:

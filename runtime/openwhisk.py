@@ -31,13 +31,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from runtime.frontdoor import Answer, FrontDoor, Incoming
 from runtime.mesh import Cloud
+from runtime.pump import RetryPolicy, deliver
 
 logger = logging.getLogger("overcast.runtime.openwhisk")
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -77,42 +78,28 @@ def response_bytes(result: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
     return int(result.get("statusCode") or result.get("code") or 200), headers, body
 
 
-def make_server(host: str, port: int, action: Callable[[dict[str, Any]], dict[str, Any]]) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def make_server(host: str, port: int, action: Callable[[dict[str, Any]], dict[str, Any]]) -> FrontDoor:
+    """The web action gateway: raw-http parameters in, ``{statusCode, headers, body}`` out."""
 
-        def _invoke(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            if length > MAX_BODY_BYTES:
-                self.send_error(413)
-                return
-            body = self.rfile.read(length) if length else b""
-            headers = {name: value for name, value in self.headers.items()}
-            started = time.monotonic()
-            try:
-                status, out_headers, payload = response_bytes(
-                    action(web_action_params(self.command, self.path, headers, body))
-                )
-            except Exception:  # the action crashed: the platform answers 502
-                logger.exception("web action failed")
-                status, out_headers, payload = 502, {"content-type": "application/json"}, b'{"error":"action failed"}'
-            self.send_response(status)
-            for name, value in out_headers.items():
-                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                    self.send_header(name, value)
-            self.send_header("content-length", str(len(payload)))
-            self.send_header("x-openwhisk-local-ms", f"{(time.monotonic() - started) * 1000:.1f}")
-            self.end_headers()
-            self.wfile.write(payload)
+    def answer(incoming: Incoming) -> Answer:
+        started = time.monotonic()
+        status, headers, payload = response_bytes(
+            action(web_action_params(incoming.method, incoming.target, dict(incoming.headers), incoming.body))
+        )
+        headers["x-openwhisk-local-ms"] = f"{(time.monotonic() - started) * 1000:.1f}"
+        return Answer(status, headers, payload)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _invoke
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+    return FrontDoor(
+        host,
+        port,
+        answer,
+        max_body=MAX_BODY_BYTES,
+        too_large=Answer(413, {"content-type": "application/json"}, b'{"error":"request entity too large"}'),
+        crashed=Answer(
+            502, {"content-type": "application/json"}, b'{"error":"action failed"}'
+        ),  # the platform's answer
+        logger=logger,
+    )
 
 
 class ChangesFeed:
@@ -196,23 +183,25 @@ class ChangesFeed:
             tmp.replace(self.checkpoint)
 
     def _deliver(self, batch: dict[str, Any]) -> None:
-        attempt = 1
-        while not self._stop.is_set():
+        """A failed activation (an ``error`` result, or a crash) is delivered again, whole, after a
+        backoff, until it succeeds or ``max_attempts`` is spent (then the feed moves past it)."""
+
+        def invoke(pending: Sequence[dict[str, Any]], _retries: int) -> Sequence[dict[str, Any]]:
             try:
-                outcome = self.action(batch)
+                outcome = self.action(pending[0])
             except Exception as exc:  # the action crashed: a failed activation
                 outcome = {"error": f"{type(exc).__name__}: {exc}"}
-            if "error" not in outcome:
-                self.delivered += 1
-                return
-            if attempt >= self.max_attempts:
-                self.dropped += 1
-                logger.error("changes batch dropped after %d attempts: %s", attempt, outcome["error"])
-                return
-            backoff = min(self.backoff_s[1], self.backoff_s[0] * 2 ** (attempt - 1))
-            logger.warning("changes batch failed (%s); retry %d in %.1f s", outcome["error"], attempt, backoff)
-            attempt += 1
-            self._stop.wait(backoff)
+            if "error" in outcome:
+                logger.warning("changes batch failed: %s", outcome["error"])
+                return pending
+            return []
+
+        policy = RetryPolicy(self.max_attempts - 1, self.backoff_s)
+        outcome = deliver([batch], invoke, policy, self._stop, logger, "changes batch")
+        self.delivered += outcome.delivered
+        if outcome.given_up:
+            self.dropped += 1
+            logger.error("changes batch dropped after %d attempts", outcome.retries)
 
 
 class Alarm:
