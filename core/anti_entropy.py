@@ -622,6 +622,8 @@ def answer_digest(store: MessageStore, request: Mapping[str, Any]) -> dict[str, 
     if since is not None and len(since) > 64:
         raise ValidationError("since is too long", code="invalid_request")
     limit = request.get("limit", DIGEST_PAGE_MAX)
+    if isinstance(limit, float) and limit.is_integer():  # JSON has one number type: 3509.0 is 3509
+        limit = int(limit)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= DIGEST_PAGE_MAX:
         raise ValidationError(f"limit must be 1-{DIGEST_PAGE_MAX}", code="invalid_limit")
     page, next_since = changes_page(store, since, limit)
