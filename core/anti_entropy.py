@@ -96,7 +96,7 @@ class PeerRepair:
     seconds: float = 0.0
     mode: str = "window"  # "window" (digest of recent versions) or "tree" (digest tree)
     requests: int = 0  # requests sent to the peer (digest, tree, fetch, batch)
-    differing_leaves: int = 0  # tree leaves whose records were listed and merged
+    listed_leaves: int = 0  # tree leaves whose records both sides listed and merged
     #: With ``truncated``: every leaf before this one is repaired; pass it as ``start_leaf``.
     resume_leaf: int | None = None
     note: str = ""  # why the mode changed, when it did
@@ -281,25 +281,25 @@ def _read_digest(
     the tree route) the pass is cut short: an incomplete digest would push what the peer has."""
     remote: dict[Key, str] = {}
     cursor: str | None = since
-    first = True
-    while first or cursor is not None:
-        if not first:  # one page is always read: a pass never does nothing
-            if since is not None and (len(remote) >= max_entries or time.monotonic() > digest_deadline):
-                result.note = f"window holds more than {len(remote)} records: compared as a tree"
-                return None
-            if len(remote) >= max_entries:
-                result.truncated = True
-                result.errors.append(f"{peer.name} has no tree route and more than {max_entries} records")
-                break
-            if time.monotonic() > deadline:
-                result.truncated = True
-                result.errors.append(f"digest of {peer.name} cut short after {len(remote)} entries")
-                break
-        first = False
+    while True:  # one page is always read: a pass never does nothing
         answer = _call(replicator, peer, DIGEST_PATH, {"since": cursor, "limit": DIGEST_PAGE_MAX}, result)
         entries, cursor = parse_digest_answer(answer)
         for channel, message_id, version in entries:
             remote[(channel, message_id)] = version
+        now = time.monotonic()
+        if since is not None and now <= deadline and (len(remote) > max_entries or now > digest_deadline):
+            result.note = f"window holds more than {len(remote)} records: compared as a tree"
+            return None
+        if cursor is None:
+            break
+        if len(remote) > max_entries:
+            result.truncated = True
+            result.errors.append(f"{peer.name} has no tree route and more than {max_entries} records")
+            break
+        if time.monotonic() > deadline:
+            result.truncated = True
+            result.errors.append(f"digest of {peer.name} cut short after {len(remote)} entries")
+            break
     result.peer_records = len(remote)
     return remote
 
@@ -460,7 +460,7 @@ def _tree_pass(
 
     def reconcile(start: int, stop: int) -> None:
         nonlocal progressed
-        result.differing_leaves += stop - start
+        result.listed_leaves += stop - start
         for leaf, mine, theirs in _merge(local, remote, max(start, start_leaf), stop):
             ours_newer = mine is not None and (theirs is None or mine[3] > theirs[3])
             theirs_newer = theirs is not None and (mine is None or theirs[3] > mine[3])

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from core.digest import LEAF_DEPTH, LEAVES, Entry, digests_of, key_leaf, node_of, nodes_at
 from core.errors import AlreadyExists, ValidationError
 from core.model import Limits, Message, Version, new_message_id
 from core.ports import MessageStore
@@ -257,6 +258,55 @@ class MessageStoreConformance:
             collected.extend(batch)
             since = str(batch[-1].version)
         assert [m.id for m in collected] == [m.id for m in messages]
+
+    # -- digest tree (anti-entropy) -------------------------------------------------------------
+
+    def _tree_fixture(self, store: MessageStore) -> list[Entry]:
+        """Fifteen records in three channels, one deleted and one edited: the entries they list as."""
+        messages = [make_message(channel) for channel in ("london", "portland", "tokyo") for _ in range(5)]
+        for message in messages:
+            store.create(message)
+        tomb = messages[0].tombstone(Version(messages[0].version.physical_ms + 10**6, 0, "test"))
+        edited = newer(messages[1], text="edited")
+        assert store.put_if_newer(tomb) and store.put_if_newer(edited)
+        held = [tomb, edited, *messages[2:]]
+        return sorted((key_leaf(m.channel, m.id), m.channel, m.id, str(m.version)) for m in held)
+
+    def test_tree_digests_sum_every_record_at_every_depth(self, store: MessageStore) -> None:
+        entries = self._tree_fixture(store)
+        for depth in range(LEAF_DEPTH + 1):
+            assert store.tree_digests(depth, 0, nodes_at(depth)) == digests_of(entries, depth)
+        node = node_of(entries[-1][0], 2)
+        assert store.tree_digests(2, node, node + 1) == {node: digests_of(entries, 2)[node]}
+        assert store.tree_digests(3, 0, 0) == {}
+
+    def test_tree_digests_since_a_version_cover_only_newer_records(self, store: MessageStore) -> None:
+        entries = self._tree_fixture(store)
+        since = sorted(e[3] for e in entries)[9]
+        recent = [e for e in entries if e[3] > since]
+        assert store.tree_digests(1, 0, nodes_at(1), since) == digests_of(recent, 1)
+        assert store.tree_digests(LEAF_DEPTH, 0, LEAVES, since) == digests_of(recent, LEAF_DEPTH)
+
+    def test_tree_entries_list_leaves_in_key_order_and_page(self, store: MessageStore) -> None:
+        entries = self._tree_fixture(store)
+        assert store.tree_entries(0, LEAVES, None, 100) == entries
+        pages: list[Entry] = []
+        after = None
+        while page := store.tree_entries(0, LEAVES, after, 4):
+            pages.extend(page)
+            after = page[-1][:3]
+        assert pages == entries
+        start, stop = entries[3][0], entries[8][0] + 1
+        assert store.tree_entries(start, stop, None, 100) == [e for e in entries if start <= e[0] < stop]
+        since = sorted(e[3] for e in entries)[9]
+        assert store.tree_entries(0, LEAVES, None, 100, since) == [e for e in entries if e[3] > since]
+
+    def test_tree_refuses_out_of_range_questions(self, store: MessageStore) -> None:
+        for bad in ((LEAF_DEPTH + 1, 0, 1), (1, 0, nodes_at(1) + 1), (2, 5, 4)):
+            with pytest.raises(ValidationError):
+                store.tree_digests(*bad)
+        with pytest.raises(ValidationError):
+            store.tree_entries(0, LEAVES + 1, None, 10)
 
     # -- races ----------------------------------------------------------------------------------
 
