@@ -27,6 +27,15 @@ def test_provider_is_ready(provider: str) -> None:
     assert report.ok, "\n" + report.render()
 
 
+def test_every_registered_provider_is_ready(registered: str) -> None:
+    """Every check but the two slow ones, which run elsewhere for every provider anyway:
+    conformance (tests/contract) and packaging (tests/packaging)."""
+    report = check_provider(registered, skip=["conformance", "packaging"])
+    print(report.render())
+    assert [c.name for c in report.checks] == [c for c in ALL_CHECKS if c not in ("conformance", "packaging")]
+    assert report.ok, "\n" + report.render()
+
+
 @pytest.fixture(scope="module")
 def made_up() -> Iterator[tuple[Path, ReadinessReport]]:
     assert not (REPO_ROOT / "adapters" / MADE_UP).exists(), "a provider named acme exists in the real tree"

@@ -44,6 +44,8 @@ EVENT_KINDS = {
     "http": "HTTP request in / response out (to_request, to_response)",
     "changes": "change-feed records -> Messages (to_messages)",
 }
+#: adapters.protocols.EventAdapter
+EVENT_FUNCTIONS = ("to_request", "to_response", "to_changes", "to_messages")
 ALL_CHECKS = ("files", "todos", "extra", "handler", "isolation", "events", "conformance", "packaging", "replication")
 _COPY_IGNORED = {
     ".git",
@@ -241,24 +243,25 @@ def _check_isolation_table(name: str, probe: dict[str, object]) -> Check:
     if not vendors.get(name):
         missing.append(
             f'tests/unit/test_handler_isolation.py VENDOR_MODULES has no "{name}" entry '
-            "(the SDK modules other handlers must never import)"
+            f"(set vendor_modules in SPEC, adapters/{name}/provider.py: the SDK modules other handlers must never import)"
         )
     return Check("isolation", "the isolation test knows the provider's SDK modules", not missing, missing)
 
 
 def _check_events(name: str, root: Path, probe: dict[str, object]) -> Check:
     missing: list[str] = []
-    folder = root / "tests" / "events" / name
     events = probe.get("events", {})
     assert isinstance(events, dict)
     if events.get("error"):
         missing.append(f"import adapters.{name}.events fails: {events['error']}")
-    for function in ("to_request", "to_response", "to_messages"):
+    for function in EVENT_FUNCTIONS:
         if not events.get("error") and function not in events.get("functions", []):
             missing.append(f"adapters/{name}/events.py defines no `{function}`")
+    globs = dict(events.get("globs") or {})
     for kind, shape in EVENT_KINDS.items():
-        if not sorted(folder.glob(f"{kind}_*.json")):
-            missing.append(f"no recorded {shape} event: add tests/events/{name}/{kind}_<case>.json")
+        if not events.get(f"{kind}_files"):
+            pattern = str(globs.get(kind, f"{kind}_*.json")).replace("*", "<case>")
+            missing.append(f"no recorded {shape} event: add tests/events/{name}/{pattern}")
     for result in events.get("results", []):
         if result.get("error"):
             missing.append(f"{result['file']}: {result['function']} {result['error']}")
@@ -302,7 +305,10 @@ def _check_conformance(name: str, root: Path, timeout_s: float) -> Check:
     for cause, count in causes.items():
         missing.append(f"cause ({count} case{'s' * (count != 1)}): {cause}")
         if "fixture '" in cause and "' not found" in cause:
-            missing.append("hint: register the store's fixture module in tests/conftest.py pytest_plugins")
+            missing.append(
+                f"hint: name the store's fixture module in SPEC.fixtures (adapters/{name}/provider.py), "
+                "which tests/conftest.py pytest_plugins reads"
+            )
     if not cases:
         missing.append("no conformance cases collected")
     return Check("conformance", f"{title}: {len(passed)}/{len(cases)} cases pass", not missing, missing)
@@ -361,19 +367,29 @@ def _check_packaging(name: str, root: Path, timeout_s: float) -> Check:
 
 def _check_replication(name: str, root: Path, probe: dict[str, object]) -> Check:
     missing = []
+    spec = probe.get("spec") or {}
+    assert isinstance(spec, dict)
+    if spec.get("error"):
+        missing.append(f"adapters/{name}/provider.py: {spec['error']}")
     schemes = list(probe.get("store_schemes") or [])  # type: ignore[call-overload]
     if not schemes:
         missing.append(
-            f"tools/replication/stores.py registers no store of adapters.{name} "
-            "(add a scheme to OPENERS and STORE_CLASSES: verify, repair and the mesh open stores by spec)"
+            f"tools/replication/stores.py registers no store of adapters.{name} (set store_scheme, store_opener "
+            f"and store_class in SPEC, adapters/{name}/provider.py: verify, repair and the mesh open stores by spec)"
         )
-    if not (root / "runtime" / f"{name}.py").is_file():
-        missing.append(f"runtime/{name}.py does not exist (a local stand-in for the platform, for e2e and the mesh)")
-    mesh = root / "runtime" / "mesh.py"
-    if mesh.is_file() and f'"{name}": (' not in mesh.read_text():
+    for problem in spec.get("unresolved", []):
+        missing.append(f"adapters/{name}/provider.py SPEC: {problem}")
+    cloud = str(spec.get("cloud") or "")
+    runtime_module = cloud.partition(":")[0] or f"runtime.{name}"
+    runtime_file = root / (runtime_module.replace(".", "/") + ".py")
+    if not runtime_file.is_file():
         missing.append(
-            f'runtime/mesh.py: CLOUD_KINDS has no "{name}" entry (its loopback address and the Cloud '
-            f'subclass in runtime/{name}.py), so Mesh.start([..., "{name}"]) cannot run it'
+            f"{runtime_file.relative_to(root)} does not exist (a local stand-in for the platform, for e2e and the mesh)"
+        )
+    if not spec.get("error") and not (cloud and spec.get("address")):
+        missing.append(
+            f"adapters/{name}/provider.py SPEC names no cloud and address (the runtime.mesh.Cloud subclass "
+            f'in {runtime_module} and its own 127.x address), so Mesh.start([..., "{name}"]) cannot run it'
         )
     title = "store spec registered for verify/repair; local runtime for the mesh"
     if schemes:
@@ -414,10 +430,20 @@ out.get("handler", {}).pop("loaded", None)
 events = {"results": []}
 try:
     module = importlib.import_module(f"adapters.{name}.events")
-    events["functions"] = [n for n in ("to_request", "to_response", "to_messages") if callable(getattr(module, n, None))]
+    events["functions"] = [n for n in ("to_request", "to_response", "to_changes", "to_messages") if callable(getattr(module, n, None))]
     from core.http import Request, Response
     from core.model import Message
     folder = root / "tests" / "events" / name
+    try:  # the folder's replay.py says which files are which and what the platform hands over
+        replay = importlib.import_module(f"tests.events.{name}.replay").REPLAY
+        http_files, change_files = replay.http_files(), replay.changes_files()
+        http_event, change_args = replay.http_event, replay.changes_event
+        events["globs"] = {"http": replay.http_glob, "changes": replay.changes_glob}
+    except ModuleNotFoundError:
+        http_files, change_files = sorted(folder.glob("http_*.json")), sorted(folder.glob("changes_*.json"))
+        http_event, change_args = (lambda e: e), (lambda e: (e,))
+    events["http_files"] = [str(p.relative_to(root)) for p in http_files]
+    events["changes_files"] = [str(p.relative_to(root)) for p in change_files]
     def run(file, function, call, check):
         try:
             value = call()
@@ -427,24 +453,45 @@ try:
             events["results"].append({"file": file, "function": function, "error": f"is not implemented: {exc}"})
         except BaseException as exc:
             events["results"].append({"file": file, "function": function, "error": f"raised {type(exc).__name__}: {exc}"[:300]})
-    for path in sorted(folder.glob("http_*.json")):
+    for path in http_files:
         event = json.loads(path.read_text())
         rel = str(path.relative_to(root))
         if "to_request" in events["functions"]:
-            run(rel, "to_request", lambda: module.to_request(event),
+            run(rel, "to_request", lambda: module.to_request(http_event(event)),
                 lambda r: None if isinstance(r, Request) and r.method and r.path.startswith("/") else f"returned {r!r}, not a core Request with a method and a /path")
         if "to_response" in events["functions"]:
             run(rel, "to_response", lambda: module.to_response(Response.json(201, {"ok": True}, {"x-probe": "1"})),
                 lambda r: None if r is not None else "returned None")
-    for path in sorted(folder.glob("changes_*.json")):
+    for path in change_files:
         event = json.loads(path.read_text())
         rel = str(path.relative_to(root))
+        if "to_changes" in events["functions"]:
+            run(rel, "to_changes", lambda: module.to_changes(*change_args(event)),
+                lambda r: None if isinstance(r, list) and r else f"returned {r!r}, not a non-empty list of ChangeRecords")
         if "to_messages" in events["functions"]:
-            run(rel, "to_messages", lambda: module.to_messages(event),
-                lambda r: None if isinstance(r, list) and r and all(isinstance(m, Message) for m in r) else f"returned {r!r}, not a non-empty list of Messages")
+            run(rel, "to_messages", lambda: module.to_messages(*change_args(event)),
+                lambda r: None if isinstance(r, list) and all(isinstance(m, Message) for m in r) else f"returned {r!r}, not a list of Messages")
 except BaseException as exc:
     events["error"] = f"{type(exc).__name__}: {exc}"
 out["events"] = events
+spec_out = {}
+try:
+    from adapters.registry import load, providers
+    spec = providers().get(name)
+    if spec is None:
+        spec_out["error"] = f"no SPEC registered (adapters/{name}/provider.py exports a ProviderSpec as SPEC)"
+    else:
+        spec_out.update(cloud=spec.cloud, address=spec.address, unresolved=[])
+        for field in ("handler", "events", "store_class", "store_opener", "cloud", "emulator"):
+            dotted = getattr(spec, field)
+            if dotted:
+                try:
+                    load(dotted)
+                except BaseException as exc:
+                    spec_out["unresolved"].append(f"{field}={dotted!r} does not resolve: {type(exc).__name__}: {exc}"[:200])
+except BaseException as exc:
+    spec_out["error"] = f"{type(exc).__name__}: {exc}"
+out["spec"] = spec_out
 try:
     from tools.replication.stores import STORE_CLASSES
     out["store_schemes"] = sorted(s for s, target in STORE_CLASSES.items() if target.startswith(f"adapters.{name}."))

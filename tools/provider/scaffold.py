@@ -97,7 +97,6 @@ def planned_files(name: str) -> dict[str, str]:
         f"handlers/{name}.py": HANDLER,
         f"serverless.{name}.yml": SERVERLESS,
         f"tests/events/{name}/README.md": EVENTS_README,
-        f"tests/events/{name}/__init__.py": "",
         f"tests/events/{name}/replay.py": REPLAY,
         f"tests/contract/test_{name}_store.py": CONTRACT,  # may be renamed after the store
         f"tests/fixtures/{name}.py": FIXTURE,

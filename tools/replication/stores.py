@@ -26,9 +26,10 @@ __all__ = ["OPENERS", "STORE_CLASSES", "is_loopback", "load", "open_store"]
 
 #: scheme → "module:function" building the store from (netloc+path, query). Imported on demand,
 #: so verifying two SQLite files never imports boto3, azure or google.
-OPENERS: dict[str, str] = {spec.store_scheme: spec.store_opener for spec in providers().values()}
+_STORES = [spec for spec in providers().values() if spec.store_scheme and spec.store_opener]
+OPENERS: dict[str, str] = {spec.store_scheme: spec.store_opener for spec in _STORES}
 #: scheme → the adapter class each opener builds (for docs and `--help`).
-STORE_CLASSES: dict[str, str] = {spec.store_scheme: spec.store_class for spec in providers().values()}
+STORE_CLASSES: dict[str, str] = {spec.store_scheme: spec.store_class for spec in _STORES}
 
 
 def open_store(spec: str) -> MessageStore:
