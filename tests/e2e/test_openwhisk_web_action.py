@@ -21,6 +21,7 @@ from core.settings import Settings
 from emulators.base import ServerProcess, free_port
 from emulators.pouchdb import PouchDBServer
 from tests.events import load_event
+from tests.fixtures.oidc import AUTH_OFF
 from tests.openapi import assert_response_conforms
 
 pytestmark = pytest.mark.emulator("pouchdb")
@@ -131,6 +132,7 @@ def installed(cloudant_client: Any, cloudant_db: str, peer: Any) -> Iterator[Any
         "OVERCAST_REPLICATION_TIMEOUT_S": "2",
         "S": SECRET,
         "CLOUDANT_DB": cloudant_db,
+        **AUTH_OFF,  # the web action's mapping and replication, not auth (tests/integration/test_auth_every_provider.py)
     }
     app = action.build(env, client=cloudant_client)
     action.install(app)
