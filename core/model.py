@@ -207,6 +207,9 @@ class Message:
         for name in ("channel", "id", "author", "text", "version"):
             if not isinstance(record[name], str):
                 raise ValidationError(f"record field {name} must be a string", code="invalid_record")
+        for name in ("origin", "sort_key"):  # derived (from version, created_ms and id), but typed
+            if name in record and not isinstance(record[name], str):
+                raise ValidationError(f"record field {name} must be a string", code="invalid_record")
         digest = record.get("request_digest")
         return cls(
             channel=record["channel"],
@@ -302,11 +305,8 @@ def record_int(value: Any, name: str) -> int:
 
 
 def _record_bool(value: Any) -> bool:
-    # SQLite has no boolean type and hands back 0/1.
-    if isinstance(value, bool):
+    if isinstance(value, bool):  # not 0/1, not "false": a peer must send what the API documents
         return value
-    if type(value) is int and value in (0, 1):
-        return bool(value)
     raise ValidationError("deleted must be a boolean", code="invalid_record")
 
 

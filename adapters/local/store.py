@@ -267,4 +267,6 @@ def _add_digest_tree(db: sqlite3.Connection) -> None:
 
 
 def _message(row: sqlite3.Row) -> Message:
-    return Message.from_record(dict(row))
+    record = dict(row)
+    record["deleted"] = bool(record["deleted"])  # SQLite has no boolean type: stored as 0/1
+    return Message.from_record(record)
