@@ -22,6 +22,11 @@ class Section:
     def __init__(self, store: dict[str, Any]) -> None:
         self._store = store
 
+    def method(self, text: str) -> None:
+        """One line saying how the figures that follow were measured."""
+        self._store.setdefault("_methods", []).append(text)
+        print(f"   method: {text}", flush=True)
+
     def figure(self, name: str, value: float, unit: str = "", target: str = "") -> None:
         self._store[name] = {"value": value, "unit": unit, "target": target}
         shown = f"{value:,.3f}" if isinstance(value, float) else f"{value:,}"

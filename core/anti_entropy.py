@@ -494,7 +494,9 @@ def _tree_pass(
             ):
                 nodes = list(run)
                 if listed:
-                    for first, last in _runs(nodes):
+                    # nothing to pull from a node the peer holds nothing of, nor to push from ours
+                    nodes = [i for i in nodes if (theirs if pulling else mine).get(i) is not None]
+                    for first, last in _runs(nodes) if nodes else ():
                         reconcile(digest.leaf_range(depth + 1, first)[0], digest.leaf_range(depth + 1, last)[1])
                 else:
                     visit(depth + 1, nodes)
