@@ -20,6 +20,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -167,6 +168,22 @@ class OidcIssuer:
     ) -> str:
         """A token signed with the issuer's current key; ``claims`` override or add claims."""
         return self.sign(self.claims(subject, audience, **claims), algorithm=algorithm, headers=headers)
+
+    def token_source(self, audience: str, lifetime_s: int = 900) -> Callable[[str], str]:
+        """``subject → "Bearer <token>"``, a token per subject re-signed a minute before it expires
+        (for load generators: signing per request would cost more than the request)."""
+        cache: dict[str, tuple[str, float]] = {}
+        lock = threading.Lock()
+
+        def authorization(subject: str) -> str:
+            with lock:
+                token, expires = cache.get(subject, ("", 0.0))
+                if expires - time.time() < 60:
+                    token = self.token(subject, audience, lifetime_s=lifetime_s)
+                    cache[subject] = (token, time.time() + lifetime_s)
+            return "Bearer " + token
+
+        return authorization
 
     def sign(self, payload: dict[str, Any], *, algorithm: str = "RS256", headers: dict[str, Any] | None = None) -> str:
         import jwt

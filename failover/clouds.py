@@ -17,6 +17,7 @@ import secrets
 import signal
 import sys
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,14 @@ class LocalServerCloud(Cloud):
     """
 
     def __init__(
-        self, name: str, address: str, port: int, db: Path, peers: list[dict[str, str]] | None = None, secret: str = ""
+        self,
+        name: str,
+        address: str,
+        port: int,
+        db: Path,
+        peers: list[dict[str, str]] | None = None,
+        secret: str = "",
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         self.name, self.address, self.port = name, address, port
         env = {
@@ -101,6 +109,7 @@ class LocalServerCloud(Cloud):
             "OVERCAST_REGION": "local",
             "OVERCAST_ORIGIN": name,
             "OVERCAST_LOG_LEVEL": "WARNING",
+            **(settings or {}),  # e.g. the OVERCAST_AUTH_* of the drill's test issuer
         }
         if peers is not None:
             env.update(OVERCAST_PEERS=json.dumps(peers), OVERCAST_REPLICATION_SECRET=secret)
@@ -167,6 +176,7 @@ class LocalServerClouds(Clouds):
         port: int,
         state_dir: Path,
         replicate: bool | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         for stale in state_dir.glob("*.sqlite*"):  # every drill starts from empty stores
@@ -178,10 +188,10 @@ class LocalServerClouds(Clouds):
             return [{"name": names[other], "url": f"http://{addresses[other]}:{port}"}] if replicate else None
 
         self.primary = LocalServerCloud(
-            names[0], addresses[0], port, state_dir / f"{names[0]}.sqlite", peers(1), secret
+            names[0], addresses[0], port, state_dir / f"{names[0]}.sqlite", peers(1), secret, settings
         )
         self.secondary = LocalServerCloud(
-            names[1], addresses[1], port, state_dir / f"{names[1]}.sqlite", peers(0), secret
+            names[1], addresses[1], port, state_dir / f"{names[1]}.sqlite", peers(0), secret, settings
         )
 
     @property

@@ -25,24 +25,27 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from emulators.base import REPO_ROOT, free_port
 from emulators.moto import MotoServer
+from emulators.oidc import OidcIssuer
 from failover import config as cfgmod
 from failover import faults as faultmod
 from failover.clouds import Cloud, Clouds, LocalServerClouds
 from failover.config import TIMES, FailoverConfig, Timings
 from failover.dns_server import FailoverDnsServer, FailoverResolver, api_records_reader
 from failover.healthcheck import DataPlane
-from failover.loadgen import DnsClientResolver, LoadGenerator, LoadSpec
+from failover.loadgen import DnsClientResolver, LoadGenerator, LoadSpec, client_subject
 from failover.proxy import FaultProxy, proxy_address
 from failover.route53_setup import LocalTargets, create, route53_client
 
 DEFAULT_OUT = REPO_ROOT / ".run" / "drill"
+#: The API identifier the drill's clouds expect in the load's tokens.
+DRILL_AUDIENCE = "overcast-drill"
 
 
 @dataclass
@@ -103,7 +106,13 @@ def _port_free(address: str, port: int) -> bool:
 
 
 def make_clouds(
-    backend: str, config: FailoverConfig, port: int, state_dir: Path, stream: TextIO, scale: float = 1.0
+    backend: str,
+    config: FailoverConfig,
+    port: int,
+    state_dir: Path,
+    stream: TextIO,
+    scale: float = 1.0,
+    settings: Mapping[str, str] | None = None,
 ) -> Clouds:
     names = (config.primary.provider, config.secondary.provider)
     addresses = (config.drill.primary_address, config.drill.secondary_address)
@@ -116,10 +125,12 @@ def make_clouds(
         else:
             if mesh_available() or backend == "mesh":
                 # The Azure stack's anti-entropy timer (30 s, scaled) repairs what a crash lost in flight.
-                return MeshClouds(names, addresses, port, state_dir, anti_entropy_every_s=max(5.0, 30.0 * scale))
+                return MeshClouds(
+                    names, addresses, port, state_dir, anti_entropy_every_s=max(5.0, 30.0 * scale), settings=settings
+                )
     if backend == "auto":
         print("  (runtime/mesh.py not available: two local SQLite servers without replication)", file=stream)
-    return LocalServerClouds(names, addresses, port, state_dir)
+    return LocalServerClouds(names, addresses, port, state_dir, settings=settings)
 
 
 class Drill:
@@ -209,7 +220,21 @@ class Drill:
         if moto.process.pid:
             self.pids.append(moto.process.pid)
             self._track_pids()
-        clouds = make_clouds(self.options.backend, self.config, port, out / "state", self.options.stream, self.scale)
+        # Writes need bearer tokens, as in production: a test OIDC issuer on loopback signs the
+        # load's tokens, and both clouds trust it (they fetch its JWKS like a deployed function).
+        issuer = OidcIssuer(drill.dns_address).start()
+        stack.callback(issuer.stop)
+        tokens = issuer.token_source(DRILL_AUDIENCE)
+        self.event("test issuer", f"OIDC issuer {issuer.url} signs the load's tokens (audience {DRILL_AUDIENCE})")
+        clouds = make_clouds(
+            self.options.backend,
+            self.config,
+            port,
+            out / "state",
+            self.options.stream,
+            self.scale,
+            settings=issuer.env(DRILL_AUDIENCE),
+        )
         self.clouds = clouds
         stack.callback(self._stop_clouds)
         clouds.start()
@@ -260,6 +285,7 @@ class Drill:
             timeout_s=drill.client_timeout,
             stagger_s=t.ttl_s,
             labels={self.primary_target: primary.name, drill.secondary_address: secondary.name},
+            authorization=lambda client: tokens(client_subject(client)),
         )
         dns_port = dns.port
         self.load = LoadGenerator(

@@ -117,6 +117,14 @@ class LoadSpec:
     # expire at spread-out times, like a real population of clients, not all at once.
     stagger_s: float = 0.0
     labels: dict[str, str] = field(default_factory=dict)  # address → cloud name, for progress
+    # The Authorization header of a client's writes (a bearer token for client_subject(client));
+    # None: writes carry none.
+    authorization: Callable[[int], str] | None = None
+
+
+def client_subject(client: int) -> str:
+    """The author (and token subject) of a load client's writes."""
+    return f"client-{client}"
 
 
 class LoadGenerator:
@@ -197,12 +205,15 @@ class LoadGenerator:
         write = Write(op, key, f"drill write {key}")
         with self._lock:
             self.writes.append(write)
-        body = json.dumps({"author": f"client-{client}", "text": write.text}).encode()
+        body = json.dumps({"author": client_subject(client), "text": write.text}).encode()
         channel = self.channels[client]
         path = f"/channels/{channel}/messages"
         for attempt in range(1, self.spec.write_attempts + 1):
             write.attempts = attempt
-            record = self._request(op, WRITE, attempt, client, scheduled, "POST", path, body, {"idempotency-key": key})
+            headers = {"idempotency-key": key}
+            if self.spec.authorization is not None:  # a fresh header per attempt: tokens expire
+                headers["authorization"] = self.spec.authorization(client)
+            record = self._request(op, WRITE, attempt, client, scheduled, "POST", path, body, headers)
             record.key = key
             if record.status == 201:
                 write.acked, write.message_id, write.served_by = True, record.message_id, record.served_by

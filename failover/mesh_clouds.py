@@ -12,6 +12,7 @@ mesh's EventBridge stand-in for aws), which repairs what a crash lost in flight.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,9 @@ class MeshClouds(Clouds):
         port: int,
         state_dir: Path,
         anti_entropy_every_s: float = 30.0,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
+        self.settings = dict(settings or {})  # added to every cloud's (e.g. the test issuer's OVERCAST_AUTH_*)
         self.names = names
         self.addresses = addresses
         self.port = port
@@ -97,7 +100,11 @@ class MeshClouds(Clouds):
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.mesh = meshmod.Mesh.start(
-            list(self.names), workdir=self.state_dir, port=self.port, anti_entropy_every_s=self.anti_entropy_every_s
+            list(self.names),
+            workdir=self.state_dir,
+            env=self.settings,
+            port=self.port,
+            anti_entropy_every_s=self.anti_entropy_every_s,
         )
         try:
             clouds = [self.mesh.cloud(name) for name in self.names]

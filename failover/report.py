@@ -91,6 +91,7 @@ def metrics(result: dict[str, Any]) -> dict[str, Any]:
     baseline = [a["end"] - a["scheduled"] for a in attempts if a["start"] < t_fault and not failed(a)]
     outage = [a["end"] - a["scheduled"] for a in window]
 
+    refused_writes = [a for a in attempts if a["kind"] == "write" and a["status"] in (401, 403)]
     checks = {
         "all_on_secondary_within_bound": all_moved <= bound + MARGIN_S,
         "failback_within_bound": failback <= bound + MARGIN_S,
@@ -98,6 +99,8 @@ def metrics(result: dict[str, Any]) -> dict[str, Any]:
         "zero_duplicated": not duplicated,
         "stores_identical": bool(conv["identical"]),
         "processes_cleaned_up": not alive,
+        # Every write carried a token both clouds accepted: none refused with 401/403.
+        "writes_authenticated": not refused_writes,
         "secondary_served_traffic": any(a["address"] == secondary_addr and not failed(a) for a in during),
     }
     return {
@@ -118,6 +121,7 @@ def metrics(result: dict[str, Any]) -> dict[str, Any]:
         "writes": len(writes),
         "writes_acked": sum(1 for w in writes if w["acked"]),
         "writes_unacknowledged": len(unacked),
+        "writes_refused_auth": len(refused_writes),
         "failed_operations": len(failed_reads)
         + sum(1 for w in unacked if t_fault <= _first_start(w, attempts) <= failback_end),
         "stale_reads": len(stale_reads),
@@ -211,6 +215,12 @@ def render(result: dict[str, Any]) -> str:
         ),
         ("acknowledged writes lost", f"{m['lost']} of {m['writes_acked']}", "must be 0", ok(c["zero_lost"])),
         ("acknowledged writes duplicated", str(m["duplicated"]), "must be 0", ok(c["zero_duplicated"])),
+        (
+            "writes refused as unauthenticated",
+            str(m.get("writes_refused_auth", 0)),
+            "must be 0",
+            ok(c.get("writes_authenticated", True)),
+        ),
         ("stores identical after failback", "yes" if c["stores_identical"] else "NO", "", ok(c["stores_identical"])),
         (
             "processes left running",
