@@ -14,7 +14,10 @@ Specs are found two ways, merged by name:
   copy of the tree (the readiness check's ``--root``) sees its own providers even when the
   installed metadata lists another tree's, or none at all.
 
-A spec found by both is the same module, imported once.
+For a provider inside this package the scan decides: its entry point line documents it (and is
+what an installed distribution publishes), and an entry point into this package that the scan
+does not find belongs to another tree and is ignored. Entry points into other packages add
+providers that live outside the tree.
 """
 
 from __future__ import annotations
@@ -72,15 +75,11 @@ def providers() -> dict[str, ProviderSpec]:
     """Every registered provider by name, in name order."""
     found: dict[str, ProviderSpec] = {}
     scanned = _scanned_modules()
-    for module in scanned + [m for m in _entry_point_modules() if m not in scanned]:
-        try:
-            spec = load(module)
-        except ModuleNotFoundError as exc:
-            # An entry point of another tree (the installed metadata) naming a provider this
-            # tree does not have: not registered here.
-            if module not in scanned and exc.name and module.startswith(exc.name):
-                continue
-            raise
+    # An entry point into this package that the scan did not find names a provider of another
+    # tree (the editable install's metadata seen from a copy): this tree does not have it.
+    others = [m for m in _entry_point_modules() if m not in scanned and not m.startswith(f"{__package__}.")]
+    for module in scanned + others:
+        spec = load(module)
         if not isinstance(spec, ProviderSpec):
             raise TypeError(f"{module} is a {type(spec).__name__}, not a ProviderSpec")
         found.setdefault(spec.name, spec)
