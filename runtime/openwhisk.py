@@ -238,8 +238,8 @@ DATABASE = "overcast"
 
 class OpenWhiskCloud(Cloud):
     """An OpenWhisk cloud in ``runtime.mesh``: pouchdb-server + this runtime on its own address.
-    Registered in ``runtime.mesh.CLOUD_KINDS``, so ``Mesh.start(["aws", "azure", "openwhisk"])``
-    joins it to the mesh by configuration."""
+    Named by the provider's spec (adapters/openwhisk/provider.py), so
+    ``Mesh.start(["aws", "azure", "openwhisk"])`` joins it to the mesh by configuration."""
 
     kind = "openwhisk"
     own_timer = True  # the alarm trigger's stand-in: --anti-entropy-every-s
