@@ -6,6 +6,7 @@ region, so one request can be followed across a cloud's log service.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -65,4 +66,56 @@ def get_logger(name: str) -> logging.Logger:
 
 
 def log(logger: logging.Logger, level: int, msg: str, **fields: Any) -> None:
-    logger.log(level, msg, extra={"fields": fields})
+    """One structured line. When our JSON handler is the only place it can go (``configure``
+    ran and nobody added a handler or filter), the line is built and written directly: the
+    same bytes the formatter makes, without a LogRecord, a caller lookup (a stack walk) or the
+    handler chain — a third of the cost, paid on every request at the default level."""
+    if not logger.isEnabledFor(level):
+        return
+    handler = _only_json_handler(logger, level)
+    if handler is None:
+        logger.log(level, msg, extra={"fields": fields})
+        return
+    line = {
+        "ts": _timestamp(time.time()),
+        "level": logging.getLevelName(level),
+        "logger": logger.name,
+        "msg": msg,
+        "request_id": request_id_var.get(),
+        **_static,
+        **fields,
+    }
+    text = _ENCODER.encode(line) + "\n"
+    with handler.lock or contextlib.nullcontext():
+        stream = sys.stderr
+        stream.write(text)
+        stream.flush()
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)  # built once: the C encoder each call
+_second: list[Any] = [None, ""]  # (whole second, its formatted prefix): one strftime a second
+
+
+def _timestamp(now: float) -> str:
+    second = int(now)
+    if _second[0] != second:
+        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_second[1]}.{int((now - second) * 1000):03d}Z"
+
+
+def _only_json_handler(logger: logging.Logger, level: int) -> logging.Handler | None:
+    """Our handler, if a record at ``level`` would reach it and nothing else (no other handler,
+    no filter on the way); None otherwise (the standard path then serves whatever is installed)."""
+    found: logging.Handler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if found is not None or not isinstance(handler, _StderrHandler) or handler.filters:
+                return None
+            if level < handler.level or not isinstance(handler.formatter, JsonFormatter):
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    return found

@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     repair.add_argument("--window-s", type=int, default=0, help="compare versions of the last N s (0: everything)")
     repair.add_argument("--budget-s", type=float, default=600.0, help="stop after this long (default 600)")
     repair.add_argument("--no-pull", action="store_true", help="push only (leave the peers' newer records to them)")
+    repair.add_argument("--start-leaf", type=int, default=0, help="resume a full pass at this leaf (a resume_leaf)")
+    repair.add_argument(
+        "--until-done", action="store_true", help="with --store: run passes, each resuming the last, until one is ok"
+    )
     args = parser.parse_args(argv)
     try:
         return _verify(args) if args.command == "verify" else _repair(args, parser)
@@ -97,7 +101,14 @@ def _repair(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             env["OVERCAST_ORIGIN"] = args.origin
             env.setdefault("OVERCAST_PROVIDER", args.origin)
         report = repair_cloud(
-            args.store, env, window_s=args.window_s, peers=args.peer, pull=not args.no_pull, budget_s=args.budget_s
+            args.store,
+            env,
+            window_s=args.window_s,
+            peers=args.peer,
+            pull=not args.no_pull,
+            budget_s=args.budget_s,
+            start_leaf=args.start_leaf,
+            until_done=args.until_done,
         )
         reports = {report.origin: report}
     else:

@@ -28,13 +28,26 @@ def repair_cloud(
     peers: list[str] | None = None,
     pull: bool = True,
     budget_s: float = 600.0,
+    start_leaf: int = 0,
+    until_done: bool = False,
+    max_passes: int = 1000,
 ) -> AntiEntropyReport:
+    """One pass (from ``start_leaf``); with ``until_done``, passes until one is ``ok``, each
+    resuming where the previous one stopped, while each still repairs or gets further."""
     from adapters.http_peer import UrllibPeerTransport
 
     store = open_store(store_spec)
     try:
         overcast = bootstrap(Settings.from_env(environ), store, UrllibPeerTransport())
-        return run(overcast, window_s=window_s, peers=peers, pull=pull, budget_s=budget_s)
+        report = run(overcast, window_s=window_s, peers=peers, pull=pull, budget_s=budget_s, start_leaf=start_leaf)
+        for _ in range(max_passes - 1):
+            if not until_done or report.ok or any(p.errors for p in report.peers):
+                break
+            resume = min((p.resume_leaf for p in report.peers if p.resume_leaf is not None), default=None)
+            if resume is None:
+                break
+            report = run(overcast, window_s=window_s, peers=peers, pull=pull, budget_s=budget_s, start_leaf=resume)
+        return report
     finally:
         store.close()
 
