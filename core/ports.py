@@ -227,6 +227,29 @@ class PeerTransport(ABC):
         """POST and return the response; raise Unavailable when the peer cannot be reached."""
 
 
+class SecretStore(ABC):
+    """The platform's secret store, read at run time (never a plain environment variable) and
+    cached for the life of the process: a warm invocation reads no secret again."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, str] = {}
+
+    def get(self, secret_id: str) -> str:
+        """The secret's value; raises ConfigurationError when it is missing or not readable by
+        this function, Unavailable when the store does not answer."""
+        if secret_id not in self._cache:
+            value = self._fetch(secret_id)
+            if not value:
+                from core.errors import ConfigurationError
+
+                raise ConfigurationError(f"secret {secret_id!r} is empty")
+            self._cache[secret_id] = value
+        return self._cache[secret_id]
+
+    @abstractmethod
+    def _fetch(self, secret_id: str) -> str: ...
+
+
 @dataclass(frozen=True)
 class Principal:
     """A verified caller: the token's subject, the claim used as message author, its scopes."""

@@ -14,6 +14,7 @@ from typing import Any
 from core.auth import ASYMMETRIC_ALGORITHMS, AuthSettings
 from core.errors import ConfigurationError, ValidationError
 from core.model import ORIGIN_RE, Limits
+from core.ports import SecretStore
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,12 @@ SETTINGS: tuple[Setting, ...] = (
         "OVERCAST_REPLICATION_SECRET",
         "",
         "Shared secret for peers that name no secret_env (inject from a secret store).",
+    ),
+    Setting(
+        "OVERCAST_REPLICATION_SECRET_ID",
+        "",
+        "Instead of OVERCAST_REPLICATION_SECRET: the secret's id in the platform's secret store (AWS Secrets "
+        "Manager name or ARN), read when the app is built and cached per process.",
     ),
     Setting("OVERCAST_REPLICATION_MAX_SKEW_S", "300", "Signed batches older or newer than this are rejected as stale."),
     Setting("OVERCAST_REPLICATION_TIMEOUT_S", "5", "Timeout of one push to a peer."),
@@ -110,8 +117,11 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Read and validate every setting; raises ConfigurationError naming the bad variable."""
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, secrets: SecretStore | None = None, **overrides: Any
+    ) -> Settings:
+        """Read and validate every setting; raises ConfigurationError naming the bad variable.
+        ``secrets`` reads OVERCAST_REPLICATION_SECRET_ID (only if a peer needs it)."""
         env = os.environ if environ is None else environ
 
         def raw(name: str) -> str:
@@ -139,7 +149,12 @@ class Settings:
             "log_level": level,
             "deep_health_timeout_s": _number(raw, "OVERCAST_DEEP_HEALTH_TIMEOUT_MS", int, 50, 60_000) / 1000,
             "limits": limits,
-            "peers": _peers(raw("OVERCAST_PEERS"), env, raw("OVERCAST_REPLICATION_SECRET"), origin),
+            "peers": _peers(
+                raw("OVERCAST_PEERS"),
+                env,
+                _default_secret(raw, secrets, bool(raw("OVERCAST_PEERS").strip("[] "))),
+                origin,
+            ),
             "replication_max_skew_s": _number(raw, "OVERCAST_REPLICATION_MAX_SKEW_S", int, 1, 86_400),
             "replication_timeout_s": _number(raw, "OVERCAST_REPLICATION_TIMEOUT_S", float, 0.1, 120),
             "auth": _auth(raw),
@@ -160,6 +175,16 @@ def _number(raw: Callable[[str], str], name: str, kind: type, low: float, high: 
     if not low <= value <= high:
         raise ConfigurationError(f"{name}={text!r} must be between {low} and {high}")
     return value
+
+
+def _default_secret(raw: Callable[[str], str], secrets: SecretStore | None, needed: bool) -> str:
+    """OVERCAST_REPLICATION_SECRET, or the secret store's value of OVERCAST_REPLICATION_SECRET_ID."""
+    secret_id = raw("OVERCAST_REPLICATION_SECRET_ID").strip()
+    if raw("OVERCAST_REPLICATION_SECRET") or not secret_id or not needed:
+        return raw("OVERCAST_REPLICATION_SECRET")
+    if secrets is None:
+        raise ConfigurationError("OVERCAST_REPLICATION_SECRET_ID is set but this provider reads no secret store")
+    return secrets.get(secret_id)
 
 
 def _peers(text: str, env: Mapping[str, str], default_secret: str, origin: str) -> tuple[Peer, ...]:

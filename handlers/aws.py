@@ -14,6 +14,7 @@ Environment (besides core's OVERCAST_* settings, see ``python -m core.settings``
     OVERCAST_DYNAMODB_TABLE       table name (required)
     OVERCAST_DYNAMODB_ENDPOINT    endpoint URL of a local DynamoDB (moto server, DynamoDB Local);
                                   unset on AWS
+    OVERCAST_SECRETSMANAGER_ENDPOINT  endpoint URL of a local Secrets Manager (moto server); unset on AWS
     AWS_REGION                    set by Lambda; also the default for OVERCAST_REGION
     OVERCAST_ANTI_ENTROPY_WINDOW_S  how far back a scheduled pass compares (default 900)
 """
@@ -27,6 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from adapters.aws.events import ApiGatewayV1Event, ApiGatewayV2Event, infer, to_changes
+from adapters.aws.secrets import SecretsManagerSecretStore
 from adapters.aws.store import DynamoDBMessageStore, make_client
 from adapters.http_peer import UrllibPeerTransport
 from adapters.jwt_auth import authorizer_for
@@ -46,7 +48,7 @@ def build(environ: Mapping[str, str] | None = None) -> Overcast:
     env.setdefault("OVERCAST_PROVIDER", "aws")
     if env.get("AWS_REGION"):
         env.setdefault("OVERCAST_REGION", env["AWS_REGION"])
-    settings = Settings.from_env(env)
+    settings = Settings.from_env(env, secrets=SecretsManagerSecretStore.from_env(env))
     client = make_client(env.get("AWS_REGION") or None, env.get("OVERCAST_DYNAMODB_ENDPOINT") or None)
     store = DynamoDBMessageStore(client, env.get("OVERCAST_DYNAMODB_TABLE", ""))
     return bootstrap(settings, store, UrllibPeerTransport(), authorizer=authorizer_for(settings.auth))

@@ -60,10 +60,14 @@ def test_three_python312_functions_with_the_handlers(template: dict[str, Any]) -
     assert functions["handlers/aws.http"]["Timeout"] <= 29  # inside API Gateway's integration timeout
 
 
-def test_replication_secret_is_a_deploy_time_reference_never_a_value(template: dict[str, Any]) -> None:
+def test_replication_secret_is_read_at_run_time_never_in_the_environment(template: dict[str, Any]) -> None:
+    """Only the secret's name is configured; no dynamic reference would put its value into the
+    function configuration (which lambda:GetFunctionConfiguration shows)."""
     for function in of_type(template, "AWS::Lambda::Function").values():
-        secret = function["Properties"]["Environment"]["Variables"]["OVERCAST_REPLICATION_SECRET"]
-        assert secret.startswith("{{resolve:secretsmanager:") and secret.endswith("}}")
+        env = function["Properties"]["Environment"]["Variables"]
+        assert "OVERCAST_REPLICATION_SECRET" not in env
+        assert env["OVERCAST_REPLICATION_SECRET_ID"].endswith("/replication")
+    assert "{{resolve:" not in json.dumps(template)
 
 
 def test_http_api_routes_every_operation_to_the_function(template: dict[str, Any]) -> None:
@@ -198,6 +202,10 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
             assert all("log-group:/aws/lambda/" in json.dumps(r) for r in resources)
         elif any(a.startswith("sqs:") for a in actions):
             assert resources == [{"Fn::GetAtt": ["ReplicationFailuresQueue", "Arn"]}]
+        elif any(a.startswith("secretsmanager:") for a in actions):
+            assert actions == ["secretsmanager:GetSecretValue"]
+            [resource] = resources
+            assert json.dumps(resource).endswith(':secret:overcast/dev/replication-??????"]]}')
         else:
             pytest.fail(f"unexpected statement {statement}")
     assert {"dynamodb:PutItem", "dynamodb:GetRecords"} <= dynamodb_actions
