@@ -158,3 +158,32 @@ print(json.dumps(action["http"](params)))
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["statusCode"] == 200 and json.loads(result["body"])["status"] == "ok"
+
+
+def test_the_handler_imports_from_the_zip_alone(packaged: Packaged, tmp_path: Path) -> None:
+    """The action imports every module of this project from its own zip (the platform's python
+    image supplies only the SDK): nothing the handler needs may be left out of the patterns."""
+    import site
+
+    root = tmp_path / "action"
+    with zipfile.ZipFile(packaged.zips[0]) as zf:
+        zf.extractall(root)
+    vendor = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    # -S: no site, so no editable install maps these packages back to the repository.
+    code = (
+        "import json, sys; sys.path[:0] = [sys.argv[1]]; sys.path += json.loads(sys.argv[2]); "
+        "import handlers.openwhisk; "
+        "own = sorted({m.__file__ for n, m in sys.modules.items() if n.split('.')[0] in ('core', 'adapters', 'handlers')}); "
+        "print(json.dumps(own))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(root), json.dumps(vendor)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    own = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert own and all(path.startswith(str(root)) for path in own), own

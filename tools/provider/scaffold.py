@@ -397,8 +397,10 @@ package:
     - 'adapters/__init__.py'
     - 'adapters/http_peer.py'
     - 'adapters/jwt_auth.py'
+    - 'adapters/protocols.py'
     - 'adapters/{{name}}/**'
     - 'handlers/__init__.py'
+    - 'handlers/kit.py'
     - 'handlers/{{name}}.py'
     - '!**/__pycache__/**'
 
