@@ -23,7 +23,9 @@ def run(report: Section) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         argv = [sys.executable, "-m", "handlers.local", "--port", str(port), "--db", str(Path(tmp) / "bench.sqlite")]
-        with ServerProcess("bench-local", argv, port=port, env={"OVERCAST_LOG_LEVEL": "WARNING"}):
+        with ServerProcess(
+            "bench-local", argv, port=port, env={"OVERCAST_LOG_LEVEL": "WARNING", "OVERCAST_AUTH_DISABLED": "true"}
+        ):
             base = "/channels/bench/messages"
             posts = drive("127.0.0.1", port, lambda w, i: ("POST", base, post_body(f"w{w} m{i}")), CONNECTIONS, SECONDS)
             _line(report, "POST /channels/{c}/messages", posts)
