@@ -391,9 +391,20 @@ class _LocalTree:
     def __init__(self, store: MessageStore, since: str | None) -> None:
         self.store = store
         self.since = since
+        self._leaves: dict[int, Digest] | None = None
 
     def children(self, depth: int, parents: Sequence[int]) -> dict[int, Digest]:
-        return node_children(self.store, depth, parents, self.since)
+        if self.store.maintains_digests and self.since is None:
+            return node_children(self.store, depth, parents, self.since)
+        # A store that scans to answer: one scan for the whole phase, every level derived from it.
+        if self._leaves is None:
+            self._leaves = self.store.tree_digests(digest.LEAF_DEPTH, 0, digest.LEAVES, self.since)
+        wanted, out = set(parents), dict[int, Digest]()
+        for leaf, value in self._leaves.items():
+            node = digest.node_of(leaf, depth + 1)
+            if node // digest.FANOUT in wanted:
+                out[node] = digest.combine(out.get(node, (0, 0)), value)
+        return out
 
     def entries(self, start: int, stop: int, after: Position | None, limit: int) -> list[Entry]:
         return self.store.tree_entries(start, stop, after, limit, self.since)
