@@ -21,7 +21,8 @@ lint: setup  ## ruff and mypy
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-serve: setup  ## serve the API locally on 127.0.0.1:8080 (SQLite in .run/local.sqlite)
+serve: setup  ## serve the API locally on 127.0.0.1:8080 (SQLite in .run/local.sqlite; auth off unless OVERCAST_AUTH_ISSUER is set)
+	if [ -z "$$OVERCAST_AUTH_ISSUER" ]; then export OVERCAST_AUTH_DISABLED=$${OVERCAST_AUTH_DISABLED:-true}; fi; \
 	$(PY) -m handlers.local --port $${PORT:-8080}
 
 bench: setup  ## print the benchmark figures
