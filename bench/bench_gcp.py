@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.report import Section, import_time
+from bench.report import Section, import_time, paired, report_paired
 from core.model import Message, Version, new_message_id
 from emulators.firestore import FirestoreEmulator
 
 ROUNDS = 400
+PAIRED_ROUNDS = 200
 IMPORT_ROUNDS = 12
 
 
@@ -33,7 +34,7 @@ def run(report: Section) -> None:
     with FirestoreEmulator() as emulator:
         client = emulator.client()
         overcast = handlers.gcp.build(
-            {"OVERCAST_LOG_LEVEL": "WARNING", "OVERCAST_ORIGIN": "gcp", "OVERCAST_AUTH_DISABLED": "true"}, client=client
+            {"OVERCAST_LOG_LEVEL": "INFO", "OVERCAST_ORIGIN": "gcp", "OVERCAST_AUTH_DISABLED": "true"}, client=client
         )  # token verification is measured on its own: bench_auth
         service = overcast.service
         messages = client.collection("channels").document("bench").collection("messages")
@@ -71,8 +72,54 @@ def run(report: Section) -> None:
         report.figure("direct DocumentReference.get() median", get_direct * 1000, "ms")
         report.figure("MessageService.get() → FirestoreMessageStore median", get_overcast * 1000, "ms")
         report.figure("get overhead ratio (adapter + core / direct)", get_overcast / get_direct, "x", "<= 1.10")
+        _app_path(report, overcast, messages, direct_ids[0], overcast_ids[0])
         overcast.store.close()
         client.close()
+
+
+def _app_path(report: Section, overcast: Any, messages: Any, direct_id: str, known_id: str) -> None:
+    """The whole request after the Functions Framework's event mapping: HttpApp (routing,
+    validation, JSON, the INFO request line) + core + adapter, against the bare SDK call."""
+    import os
+
+    from core.http import Request
+
+    app = overcast.app
+    records = iter([_record(overcast.clock.tick()) for _ in range(PAIRED_ROUNDS + 20)])
+    post = Request(
+        "POST",
+        "/channels/bench/messages",
+        {},
+        {"content-type": "application/json"},
+        b'{"author": "ada", "text": "Hello"}',
+    )
+    get = Request("GET", f"/channels/bench/messages/{known_id}", {}, {}, b"")
+
+    def direct_create() -> None:
+        record = next(records)
+        messages.document(record["id"]).create(record)
+
+    def app_post() -> None:
+        assert app.handle(post).status == 201
+
+    def app_get() -> None:
+        assert app.handle(get).status == 200
+
+    report.method(
+        f"per request: HttpApp.handle at INFO (log lines written to /dev/null) vs the bare SDK call, "
+        f"{PAIRED_ROUNDS} each, A-B/B-A turns; client CPU = this process's time"
+    )
+    real_stderr, sys.stderr = sys.stderr, open(os.devnull, "w", buffering=1)  # noqa: SIM115
+    try:
+        for op, ours, base in (
+            ("create", app_post, direct_create),
+            ("get", app_get, lambda: messages.document(direct_id).get()),
+        ):
+            result = paired(ours, base, PAIRED_ROUNDS, warmup=10)
+            report_paired(report, f"{op} via HttpApp", "app + core + adapter", "SDK call alone", result)
+    finally:
+        sys.stderr.close()
+        sys.stderr = real_stderr
 
 
 def _record(version: Version) -> dict[str, Any]:

@@ -65,7 +65,9 @@ class HttpApp:
             if len(request.body) > self.settings.limits.max_body_bytes and request.path != replication.BATCH_PATH:
                 raise PayloadTooLarge(f"request body larger than {self.settings.limits.max_body_bytes} bytes")
             handler, params, route = self.router.resolve(request.method, _normalise(request.path))
-            response = handler(replace(request, request_id=request_id), **params)
+            if request.request_id != request_id:  # a copy only when the id is not the event's own
+                request = replace(request, request_id=request_id)
+            response = handler(request, **params)
         except OvercastError as error:
             level = logging.WARNING if error.status >= 500 else logging.INFO
             log(logger, level, "request failed", code=error.code, error=error.message)
