@@ -47,6 +47,23 @@ class EventAdapter(Protocol):
     def to_messages(self, event: Any, /) -> list[Message]: ...
 
 
+def from_delivery(read: Callable[[Any], Message | None]) -> Callable[[Any], Message | None]:
+    """A reader that reads only the delivery (never the store): whatever it raises is a flaw of
+    the record itself — a field nested too deep to print, a number out of range — so no retry can
+    fix it: it becomes ``ValidationError`` (poison), never an error that would be retried forever."""
+    from core.errors import ValidationError
+
+    def parse(app: Any) -> Message | None:
+        try:
+            return read(app)
+        except ValidationError:
+            raise
+        except Exception as exc:
+            raise ValidationError(f"unreadable record: {type(exc).__name__}", code="invalid_record") from exc
+
+    return parse
+
+
 def unreadable(ident: str, reason: str) -> ChangeRecord:
     """A record (or a whole delivery) that cannot be read at all: poison when read, so the kit logs
     it with its identity and acknowledges it. ``to_changes`` returns this rather than raising, so a

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from adapters.aws.table import item_to_message
-from adapters.protocols import ChangeRecord, messages_of
+from adapters.protocols import ChangeRecord, from_delivery, messages_of
 from core.errors import ValidationError
 from core.http import Request, Response
 from core.model import Message, quote
@@ -186,12 +186,12 @@ class ApiGatewayV1Event(_HttpEvent):
 class DynamoDBStreamRecord(_EventView):
     @property
     def event_id(self) -> str:
-        return str(self.get("eventID", ""))
+        return _text(self.get("eventID"))
 
     @property
     def event_name(self) -> str:
         """INSERT, MODIFY or REMOVE."""
-        return str(self.get("eventName", ""))
+        return _text(self.get("eventName"))
 
     @property
     def dynamodb(self) -> Mapping[str, Any]:
@@ -298,4 +298,9 @@ def _reader(record: DynamoDBStreamRecord) -> Callable[[Callable[[], Any]], Messa
     def read(_app: Any) -> Message | None:
         return None if record.event_name == "REMOVE" else record.new_message()
 
-    return read
+    return from_delivery(read)
+
+
+def _text(value: Any) -> str:
+    # A string field, or "": str() of an arbitrary delivery could recurse thousands deep.
+    return value if isinstance(value, str) else ""

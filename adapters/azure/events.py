@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import azure.functions as func
 
-from adapters.protocols import ChangeRecord, messages_of, unreadable
+from adapters.protocols import ChangeRecord, from_delivery, messages_of, unreadable
 from core.errors import ValidationError
 from core.http import Request, Response
 from core.logs import get_logger, log
@@ -124,4 +124,4 @@ def to_messages(documents: Iterable[Mapping[str, Any]]) -> list[Message]:
 
 
 def _reader(record: dict[str, Any]) -> Callable[[Callable[[], Any]], Message | None]:
-    return lambda _app: Message.from_record(record)
+    return from_delivery(lambda _app: Message.from_record(record))

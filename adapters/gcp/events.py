@@ -38,7 +38,7 @@ import proto
 from google.cloud.firestore_v1.types import common as firestore_common
 from google.cloud.firestore_v1.types import document as firestore_document
 
-from adapters.protocols import ChangeRecord, messages_of, unreadable
+from adapters.protocols import ChangeRecord, from_delivery, messages_of, unreadable
 from core.errors import PayloadTooLarge, ValidationError
 from core.http import Request, Response
 from core.model import Message
@@ -312,7 +312,7 @@ def to_changes(event: Any, context: Any = None) -> list[ChangeRecord]:
     except Exception as error:  # ValidationError, or anything a malformed delivery trips over
         reason = error.message if isinstance(error, ValidationError) else f"unreadable event: {type(error).__name__}"
         return [unreadable(_event_id(event, context), reason)]
-    return [ChangeRecord(parsed.event_id or parsed.document, lambda _app: parsed.message())]
+    return [ChangeRecord(parsed.event_id or parsed.document, from_delivery(lambda _app: parsed.message()))]
 
 
 def to_messages(event: Any, context: Any = None) -> list[Message]:

@@ -126,7 +126,8 @@ class ChangeBatch:
             raise ValidationError(f"a change event is an object, not a {type(event).__name__}", code="invalid_event")
         if isinstance(event.get("results"), list):
             rows = event["results"]
-            batch.last_seq = None if event.get("last_seq") is None else str(event["last_seq"])
+            last_seq = event.get("last_seq")
+            batch.last_seq = str(last_seq) if isinstance(last_seq, str | int) else None  # CouchDB 1.x: an int
         elif "id" in event and "changes" in event:  # the Cloudant trigger: one change per event
             rows = [event]
         else:
@@ -140,7 +141,8 @@ class ChangeBatch:
             self.skipped.append("?")
             log(logger, logging.ERROR, "change row is not an object; dropped", row_type=type(row).__name__)
             return
-        ident = str(row.get("id", ""))
+        ident = row.get("id")
+        ident = ident if isinstance(ident, str) else ""  # str() of a hostile value could recurse
         if ident.startswith("_design/") or ident.startswith("_local/"):
             self.skipped.append(ident)
             return

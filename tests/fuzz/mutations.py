@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import reprlib
 from typing import Any
 
 from hypothesis import strategies as st
@@ -132,11 +133,25 @@ def mutate_once(draw: st.DrawFn, event: Any) -> Any:
     return _set(event, path, draw(hostile))
 
 
+class Hostile:
+    """A mutated event. Its repr is bounded (``reprlib``), so hypothesis can print a failing
+    example that is nested thousands deep."""
+
+    def __init__(self, name: str, event: Any) -> None:
+        self.name = name
+        self.event = event
+
+    def __repr__(self) -> str:
+        shown = reprlib.Repr()
+        shown.maxlevel, shown.maxstring, shown.maxother, shown.maxdict, shown.maxlist = 12, 200, 200, 30, 30
+        return f"Hostile({self.name!r}, {shown.repr(self.event)})"
+
+
 @st.composite
-def mutated(draw: st.DrawFn, events: dict[str, Any]) -> tuple[str, Any]:
-    """(name of the recorded event, the event after 1-3 mutations)."""
+def mutated(draw: st.DrawFn, events: dict[str, Any]) -> Hostile:
+    """The recorded event (by name) after 1-3 mutations."""
     name = draw(st.sampled_from(sorted(events)))
     event = copy.deepcopy(events[name])
     for _ in range(draw(st.integers(1, 3))):
         event = draw(mutate_once(event))
-    return name, event
+    return Hostile(name, event)

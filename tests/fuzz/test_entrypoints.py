@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.harness import TARGETS, ChangeAnswer, HttpAnswer, PeerStub, Target, install, make_app
-from tests.fuzz.mutations import mutated
+from tests.fuzz.mutations import Hostile, mutated
 from tests.openapi import spec
 
 EXAMPLES = int(os.environ.get("OVERCAST_FUZZ_EXAMPLES", "600"))
@@ -72,8 +72,8 @@ def test_hostile_events_never_break_an_entrypoint(target: Target) -> None:
         suppress_health_check=list(HealthCheck),
     )
     @given(case=mutated(target.events), mode=st.sampled_from(["accept", "refuse", "down"]))
-    def run(case: tuple[str, object], mode: str) -> None:
-        _name, event = case
+    def run(case: Hostile, mode: str) -> None:
+        event = case.event
         app = make_app(target.provider, PeerStub(mode))
         install(module, app)
         before = snapshot(app)
