@@ -268,9 +268,7 @@ def test_stage_region_and_params_drive_the_template(aws_prod: Any) -> None:
     }
     http = template["Resources"]["HttpLambdaFunction"]["Properties"]
     assert json.loads(http["Environment"]["Variables"]["OVERCAST_PEERS"]) == json.loads(PROD_PEERS)
-    assert http["Environment"]["Variables"]["OVERCAST_REPLICATION_SECRET"] == (
-        "{{resolve:secretsmanager:overcast/prod/replication:SecretString}}"
-    )
+    assert http["Environment"]["Variables"]["OVERCAST_REPLICATION_SECRET_ID"] == "overcast/prod/replication"
     domain = template["Resources"]["PrimaryDomain"]["Properties"]["DomainNameConfigurations"][0]
     assert domain["CertificateArn"] == {"Ref": "CertificateArn"}
     state = aws_prod.json("serverless-state.json")
