@@ -117,6 +117,8 @@ class JwksCache:
     def _download(self) -> dict[str | None, Any]:
         import jwt  # first verification only: keeps PyJWT and cryptography off the cold path
 
+        if not jwt.algorithms.has_crypto:  # PyJWT without cryptography can verify no RS/ES token
+            raise ConfigurationError("cryptography is not installed: bearer tokens cannot be verified (PyJWT[crypto])")
         url = self.jwks_url or self._discover()
         document = _json_object(self._fetch(url, self.timeout_s), url)
         self.fetches += 1
