@@ -200,26 +200,6 @@ def _azure_changes(module: types.ModuleType, raw: Any) -> ChangeAnswer:
 
 # -- Google Cloud -------------------------------------------------------------------------------
 
-#: functions-framework hands the HTTP function a flask.Request; no platform payload to record, so
-#: the seeds are the requests the API takes.
-GCP_HTTP_SEEDS: dict[str, Any] = {
-    "post_message": {
-        "method": "POST",
-        "path": "/channels/london/messages",
-        "query_string": "",
-        "headers": {"content-type": "application/json", "idempotency-key": "client-1"},
-        "body": '{"author":"ada","text":"Hello London"}',
-    },
-    "list_messages": {
-        "method": "GET",
-        "path": "/channels/london/messages",
-        "query_string": "limit=2&cursor=",
-        "headers": {"x-cloud-trace-context": "105445aa7843bc8bf206b12000100000/1;o=1"},
-        "body": "",
-    },
-    "health_deep": {"method": "GET", "path": "/health/deep", "query_string": "", "headers": {}, "body": ""},
-}
-
 
 def _flask_request(raw: Any) -> Any:
     from flask import Request
@@ -294,8 +274,10 @@ TARGETS = [
         {"cosmos_change_feed": load_event("azure", "cosmos_change_feed")},
         _azure_changes,
     ),
-    Target("gcp", "http", "handlers.gcp", GCP_HTTP_SEEDS, _gcp_http),
-    Target("gcp", "changes", "handlers.gcp", recorded("gcp", ""), _gcp_changes),
+    Target("gcp", "http", "handlers.gcp", recorded("gcp", "http_"), _gcp_http),
+    Target(
+        "gcp", "changes", "handlers.gcp", {**recorded("gcp", "firestore_"), **recorded("gcp", "legacy_")}, _gcp_changes
+    ),
     Target("openwhisk", "http", "handlers.openwhisk", recorded("openwhisk", "http_"), _openwhisk_http),
     Target(
         "openwhisk",
