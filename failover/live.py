@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -294,6 +295,9 @@ def _start_load(config: FailoverConfig, resolvers: list[tuple[str, int]], rate: 
         write_attempts=config.drill.write_attempts,
         timeout_s=config.drill.client_timeout,
         scheme=config.live.scheme,
+        # Writes to a deployment with auth on need a token from its issuer (e.g. a client-credentials
+        # token); without one they are refused and counted as failed writes.
+        authorization=(lambda client: "Bearer " + token) if (token := os.environ.get("OVERCAST_LIVE_TOKEN")) else None,
     )
     with contextlib.suppress(Exception):
         return LoadGenerator(spec, lambda: DnsClientResolver(resolvers or None), epoch=epoch).start()

@@ -205,7 +205,12 @@ class LoadGenerator:
         write = Write(op, key, f"drill write {key}")
         with self._lock:
             self.writes.append(write)
-        body = json.dumps({"author": client_subject(client), "text": write.text}).encode()
+        # With tokens the author is the token's subject, so the body names none (a body author
+        # must equal it); without, the client names itself (an API with auth disabled).
+        fields = (
+            {"text": write.text} if self.spec.authorization else {"author": client_subject(client), "text": write.text}
+        )
+        body = json.dumps(fields).encode()
         channel = self.channels[client]
         path = f"/channels/{channel}/messages"
         for attempt in range(1, self.spec.write_attempts + 1):
