@@ -7,12 +7,17 @@
   ``handlers.aws.http(event, context)`` exactly as Lambda would call it (fresh context object per
   invocation); the returned dict becomes the HTTP response (cookies, base64 bodies included).
 * Streams: a background poller reads the table's stream through the real DynamoDB Streams API
-  of the server (DescribeStream, GetShardIterator from LATEST at start, GetRecords per shard),
+  of the server (DescribeStream, GetShardIterator, GetRecords per shard),
   batches records into the Lambda event shape and calls ``handlers.aws.changes``. It honours
   ``batchItemFailures`` the way Lambda does with ReportBatchItemFailures: the shard stops, and
   the batch is re-delivered from the first failed record after a backoff, until it succeeds or
   the retry budget is spent (then it is dropped like a batch sent to an on-failure destination;
   anti-entropy repairs what it carried).
+  Like an event source mapping it keeps its position: with ``--checkpoint-file`` the last
+  sequence number delivered per shard is kept in a file, and a restarted poller resumes AFTER it
+  (a first start, or a shard the file does not know, reads from TRIM_HORIZON: serverless.aws.yml's
+  ``startingPosition``). Without the file it starts at LATEST every time (writes made while it
+  was down are then not delivered by the stream).
 
 OVERCAST_* variables (peers, secret, origin, ...) pass through to the handler. Prints one line
 ``ready http://host:port`` when serving; SIGTERM or SIGINT stops it cleanly.
@@ -32,6 +37,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -182,8 +188,10 @@ class StreamPoller:
         poll_interval_s: float = 0.25,
         backoff_s: tuple[float, float] = (0.2, 5.0),
         region: str = "us-east-1",
+        checkpoint_path: Path | None = None,
     ) -> None:
         self.dynamodb = dynamodb
+        self.checkpoint_path = checkpoint_path
         self.streams = streams
         self.table = table
         self.invoke = invoke
@@ -210,12 +218,17 @@ class StreamPoller:
         self.dropped = 0
 
     def prepare(self) -> None:
-        """Find the stream and take LATEST iterators for its open shards (before serving, so no
-        write made after ``ready`` is missed)."""
+        """Find the stream and take iterators for its shards (before serving, so no write made
+        after ``ready`` is missed): after the checkpoint's sequence numbers when there is one, else
+        LATEST (no checkpoint file) or TRIM_HORIZON (a checkpoint file not written yet)."""
         table = self.dynamodb.describe_table(TableName=self.table)["Table"]
         self.stream_arn = table.get("LatestStreamArn", "")
         if not self.stream_arn or not table.get("StreamSpecification", {}).get("StreamEnabled", True):
             raise RuntimeError(f"table {self.table} has no stream enabled")
+        if self.checkpoint_path is not None and self.checkpoint_path.is_file():
+            state = json.loads(self.checkpoint_path.read_text())
+            if state.get("stream_arn") == self.stream_arn:  # a recreated table has a new stream
+                self._last_sequence = {str(k): str(v) for k, v in state.get("shards", {}).items()}
         self._discover(initial=True)
 
     def _discover(self, initial: bool = False) -> None:
@@ -224,15 +237,18 @@ class StreamPoller:
             shard_id = shard["ShardId"]
             if shard_id in self._iterators:
                 continue
+            options: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": shard_id}
             closed = "EndingSequenceNumber" in shard.get("SequenceNumberRange", {})
-            if initial and closed:
-                self._iterators[shard_id] = None
-                continue
-            kind = "LATEST" if initial else "TRIM_HORIZON"  # a new child shard: read it all
-            answer = self.streams.get_shard_iterator(
-                StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType=kind
-            )
-            self._iterators[shard_id] = answer["ShardIterator"]
+            if shard_id in self._last_sequence:  # resume where the last run left off
+                options.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=self._last_sequence[shard_id])
+            elif initial and self.checkpoint_path is None:
+                if closed:
+                    self._iterators[shard_id] = None
+                    continue
+                options.update(ShardIteratorType="LATEST")
+            else:  # a new child shard, or a mapping's first start: read it all
+                options.update(ShardIteratorType="TRIM_HORIZON")
+            self._iterators[shard_id] = self.streams.get_shard_iterator(**options)["ShardIterator"]
 
     def start(self) -> StreamPoller:
         self._loop.start()
@@ -264,10 +280,17 @@ class StreamPoller:
             return True
         self._iterators[shard_id] = answer.get("NextShardIterator")
         records = [self._lambda_record(r) for r in answer.get("Records", [])]
-        if records:
-            self._deliver(records)
+        if records and self._deliver(records):
             self._last_sequence[shard_id] = records[-1]["dynamodb"]["SequenceNumber"]
+            self._save_checkpoint()
         return bool(records)
+
+    def _save_checkpoint(self) -> None:
+        if self.checkpoint_path is None:
+            return
+        temporary = self.checkpoint_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"stream_arn": self.stream_arn, "shards": self._last_sequence}))
+        os.replace(temporary, self.checkpoint_path)  # never half a checkpoint after a kill
 
     def _resume_iterator(self, shard_id: str) -> str:
         last = self._last_sequence.get(shard_id)
@@ -286,9 +309,10 @@ class StreamPoller:
         body.setdefault("eventSource", "aws:dynamodb")
         return body
 
-    def _deliver(self, records: list[dict[str, Any]]) -> None:
+    def _deliver(self, records: list[dict[str, Any]]) -> bool:
         """Lambda's event source mapping with ReportBatchItemFailures: the batch is delivered
-        again from its first failed record until it succeeds or the retries are spent."""
+        again from its first failed record until it succeeds or the retries are spent. False:
+        stopped meanwhile (the position stays before the batch)."""
 
         def invoke(pending: Sequence[dict[str, Any]], _retries: int) -> Sequence[dict[str, Any]]:
             context = LambdaContext(self.function_name, 60.0, region=self.region)
@@ -309,6 +333,7 @@ class StreamPoller:
                 first_sequence=outcome.given_up[0]["dynamodb"]["SequenceNumber"],
                 last_sequence=outcome.given_up[-1]["dynamodb"]["SequenceNumber"],
             )
+        return not outcome.stopped
 
 
 def _json_default(value: Any) -> Any:
@@ -344,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=100, help="stream batch size (serverless.aws.yml: 100)")
     parser.add_argument(
         "--stream-max-retries", type=int, default=10, help="retries of a failed batch before it is dropped"
+    )
+    parser.add_argument(
+        "--checkpoint-file", type=Path, help="keep the stream position here, so a restart resumes (default: LATEST)"
     )
     args = parser.parse_args(argv)
     if not args.host.startswith("127."):
@@ -383,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             max_retries=args.stream_max_retries,
             region=args.region,
+            checkpoint_path=args.checkpoint_file,
         )
         poller.prepare()
     server = LocalApiGateway(args.host, args.port, handler.http, "http")
@@ -421,7 +450,9 @@ class AwsCloud(Cloud):
         moto.start()
 
     def kind_args(self) -> list[str]:
-        return ["--dynamodb-endpoint", self.emulator.url, "--table", self.table, "--create-table"]
+        # The position outlives the runtime process, as an event source mapping's does.
+        checkpoint = ["--checkpoint-file", str(self.workdir / f"{self.name}-stream-checkpoint.json")]
+        return ["--dynamodb-endpoint", self.emulator.url, "--table", self.table, "--create-table", *checkpoint]
 
     @classmethod
     def scheduled_invocation(cls, every_s: float) -> tuple[dict[str, Any], LambdaContext]:

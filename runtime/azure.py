@@ -12,14 +12,16 @@ real ``azure.functions`` objects built the way the host builds them:
   is written back. Both ``/api/<path>`` (the deployed shape, host.json routePrefix "api") and
   ``/<path>`` are served, so clients and health checkers can use either.
 - Change feed: the emulator's change feed is a stub, so this host EMULATES the Cosmos DB trigger
-  by polling the store's ``changes_since`` from a checkpoint (it starts at "now", like a new lease
-  with ``startFromBeginning: false``), wrapping the records as a ``func.DocumentList`` of
-  ``func.Document`` and calling the change-feed function. If the function raises, the checkpoint
-  does NOT advance and the same batch is retried after an exponential backoff — what the
-  function's retry policy does in Azure; after ``--max-retries`` the batch is given up (logged),
-  as the platform does, and anti-entropy is the backstop. ``--max-retries -1`` retries forever.
-  The scan re-reads a short overlap window behind the checkpoint (a write that took its version
-  before a newer one landed first is not skipped), and skips records it already delivered.
+  by reading the container in COMMIT order (the emulator's ``_ts`` commit stamp, not the record's
+  version: a real feed is in LSN order, and a version from a peer clock running ahead must not
+  hide later local writes) from a lease, wrapping the stored documents as a ``func.DocumentList``
+  and calling the change-feed function. A new lease starts at "now" (``startFromBeginning:
+  false``); with ``--lease-file`` the lease is kept in a file, so a restarted host resumes where
+  it was, as a lease container does in Azure. If the function raises, the lease does NOT advance
+  and the same batch is retried after an exponential backoff — what the function's retry policy
+  does in Azure; after ``--max-retries`` the batch is given up (logged), as the platform does,
+  and anti-entropy is the backstop. ``--max-retries -1`` retries forever. ``_ts`` is whole
+  seconds, so the last second is read again and documents already delivered are skipped.
 - Timer: with ``--anti-entropy-every-s N`` the anti-entropy function runs every N seconds.
 
 Only loopback: the host binds 127.x, and the Cosmos endpoint must be a local emulator (its
@@ -30,6 +32,7 @@ expired self-signed certificate is accepted, see emulators/cosmos.py). Prints
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -37,8 +40,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
@@ -46,9 +50,6 @@ from azure.functions.timer import TimerRequest
 
 from adapters.azure.events import DEFAULT_ROUTE_PREFIX, strip_route_prefix, to_documents
 from core.logs import get_logger, log
-from core.model import Message, Version
-from core.ports import MessageStore
-from core.replication import iter_changes
 from runtime.frontdoor import Answer, FrontDoor, Incoming
 from runtime.mesh import Cloud
 from runtime.pump import PollLoop, RetryPolicy, deliver
@@ -165,43 +166,94 @@ class AzureFunctionsHost(FrontDoor):
 # -- change feed (emulated) ---------------------------------------------------------------------
 
 
+class CommitLog(Protocol):
+    """Where the emulated trigger reads changes: documents in COMMIT order, never version order.
+
+    A real change feed is ordered by commit (a partition's LSN), so the emulation must be too: a
+    feed ordered by version would let one record from a peer whose clock runs ahead (its version
+    in the future) carry the checkpoint past local writes committed after it.
+    """
+
+    def read(self, since_ts: int) -> list[dict[str, Any]]:
+        """Every document whose commit second ``_ts`` is >= ``since_ts``, in commit order."""
+        ...
+
+
+class CosmosCommitLog:
+    """The emulator's own commit clock: cosmosdb-server stamps every write with ``_ts`` (its clock,
+    whole seconds) as it commits it, on one event loop, so ``_ts`` never goes back in commit order.
+    It has no LSN, so ties within a second are kept by the lease's ``seen`` set instead."""
+
+    _QUERY = "SELECT * FROM c WHERE c._ts >= @ts"
+
+    def __init__(self, container: Any) -> None:
+        self.container = container
+
+    def read(self, since_ts: int) -> list[dict[str, Any]]:
+        items = self.container.query_items(
+            self._QUERY, parameters=[{"name": "@ts", "value": since_ts}], enable_cross_partition_query=True
+        )
+        return sorted((dict(item) for item in items), key=lambda doc: int(doc.get("_ts", 0)))
+
+
+class Lease:
+    """The trigger's lease: where the feed is, kept in a file under the cloud's run dir so a
+    restarted host resumes there (a Cosmos lease container does this in Azure). Without a path
+    the lease lives in memory only (a host that is never restarted)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.continuation_ts: int | None = None  # commit second the feed has delivered up to
+        self.seen: dict[str, int] = {}  # "<id>|<_etag>" → _ts, for documents at or near it
+        if path is not None and path.is_file():
+            state = json.loads(path.read_text())
+            self.continuation_ts = int(state["continuation_ts"])
+            self.seen = {str(k): int(v) for k, v in state.get("seen", {}).items()}
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"continuation_ts": self.continuation_ts, "seen": self.seen}))
+        os.replace(temporary, self.path)  # never half a lease after a kill
+
+
 class ChangeFeedEmulator:
-    """Polls ``store.changes_since`` and delivers batches to the change-feed function with the
-    retry semantics of a Functions retry policy (see the module docstring for why)."""
+    """Reads ``commit_log`` in commit order from a lease and delivers batches to the change-feed
+    function with the retry semantics of a Functions retry policy (see the module docstring)."""
 
     def __init__(
         self,
-        store: MessageStore,
+        commit_log: CommitLog,
         function: Callable[[func.DocumentList, func.Context], None],
         *,
+        lease: Lease | None = None,
         poll_s: float = 0.25,
         batch_size: int = 100,
-        overlap_ms: int = 10_000,
+        overlap_s: int = 1,
         retry_min_s: float = 0.5,
         retry_max_s: float = 30.0,
         max_retries: int = 10,
-        now_ms: Callable[[], int] | None = None,
+        now_s: Callable[[], int] | None = None,
     ) -> None:
-        self.store = store
+        self.commit_log = commit_log
         self.function = function
+        self.lease = lease or Lease()
         self.poll_s = poll_s
         self.batch_size = batch_size
-        self.overlap_ms = overlap_ms
+        self.overlap_s = overlap_s
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
         self.max_retries = max_retries
-        self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
-        self.checkpoint_ms = self._now_ms()  # a new lease starts at "now"
-        self._start_floor = Version.floor(self.checkpoint_ms)  # the overlap never reaches behind it
-        self._delivered: dict[tuple[str, str, str], int] = {}
+        if self.lease.continuation_ts is None:  # a new lease starts at "now" (startFromBeginning: false)
+            self.lease.continuation_ts = (now_s or (lambda: int(time.time())))()
+            self.lease.save()
         self.stop_event = threading.Event()
         self.delivered = 0
         self.failures = 0
         self.given_up = 0
 
     def run(self) -> None:
-        # poll_once's count is not "busy": the checkpoint moves with the store's clock, so an
-        # idle wait between polls is what the trigger's feedPollDelay is.
         PollLoop(
             self._poll,
             name="change-feed",
@@ -213,31 +265,37 @@ class ChangeFeedEmulator:
 
     def _poll(self) -> bool:
         self.poll_once()
-        return False  # rest poll_s after every poll, busy or not
+        return False  # rest poll_s after every poll, busy or not (the trigger's feedPollDelay)
 
     def poll_once(self) -> int:
-        """Deliver every change not delivered yet; returns how many were delivered."""
-        since = max(Version.floor(self.checkpoint_ms - self.overlap_ms), self._start_floor)
-        pending = [m for m in iter_changes(self.store, since, self.batch_size) if _key(m) not in self._delivered]
+        """Deliver every change not delivered yet, in commit order; returns how many."""
+        lease = self.lease
+        assert lease.continuation_ts is not None
+        # A second's writes may still be committing while it is read: re-read the last second(s)
+        # and skip what was delivered (``seen``).
+        documents = self.commit_log.read(lease.continuation_ts - self.overlap_s)
+        pending = [doc for doc in documents if _key(doc) not in lease.seen]
         done = 0
         for start in range(0, len(pending), self.batch_size):
             batch = pending[start : start + self.batch_size]
             if not self._deliver(batch):
-                return done  # stopping: the checkpoint stays before this batch
-            for message in batch:
-                self._delivered[_key(message)] = message.version.physical_ms
-                self.checkpoint_ms = max(self.checkpoint_ms, message.version.physical_ms)
+                return done  # stopping: the lease stays before this batch
+            for document in batch:
+                commit_ts = int(document.get("_ts", 0))
+                lease.seen[_key(document)] = commit_ts
+                lease.continuation_ts = max(lease.continuation_ts, commit_ts)
+            floor = lease.continuation_ts - 2 * self.overlap_s
+            lease.seen = {k: ts for k, ts in lease.seen.items() if ts >= floor}
+            lease.save()
             done += len(batch)
-        floor = self.checkpoint_ms - 2 * self.overlap_ms
-        self._delivered = {k: ms for k, ms in self._delivered.items() if ms >= floor}
         return done
 
-    def _deliver(self, batch: Sequence[Message]) -> bool:
+    def _deliver(self, batch: Sequence[dict[str, Any]]) -> bool:
         """The Functions retry policy: a raise re-runs the whole batch after a backoff; after the
-        last retry the host gives up and moves the checkpoint on. False: stopped meanwhile."""
+        last retry the host gives up and moves the lease on. False: stopped meanwhile."""
 
-        def invoke(pending: Sequence[Message], retries: int) -> Sequence[Message]:
-            documents = to_documents(m.to_record() for m in pending)
+        def invoke(pending: Sequence[dict[str, Any]], retries: int) -> Sequence[dict[str, Any]]:
+            documents = to_documents(pending)
             try:
                 self.function(documents, LocalContext("changes", retries, self.max_retries))
             except Exception as exc:
@@ -263,8 +321,9 @@ class ChangeFeedEmulator:
         return not outcome.stopped
 
 
-def _key(message: Message) -> tuple[str, str, str]:
-    return (message.channel, message.id, str(message.version))
+def _key(document: Mapping[str, Any]) -> str:
+    """One committed write: the same id written again gets a new ``_etag``."""
+    return f"{document.get('id')}|{document.get('_etag')}"
 
 
 class TimerEmulator:
@@ -303,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-max-s", type=float, default=30.0, help="longest retry delay")
     parser.add_argument("--max-retries", type=int, default=10, help="retries of a failed batch; -1 retries forever")
     parser.add_argument("--no-change-feed", action="store_true", help="do not emulate the change-feed trigger")
+    parser.add_argument(
+        "--lease-file", type=Path, help="keep the change feed's lease here, so a restart resumes (default: in memory)"
+    )
     parser.add_argument("--anti-entropy-every-s", type=float, default=0.0, help="run anti-entropy every N s (0: off)")
     args = parser.parse_args(argv)
 
@@ -330,8 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     workers: list[tuple[threading.Thread, threading.Event]] = []
     if not args.no_change_feed:
         feed = ChangeFeedEmulator(
-            overcast.store,
+            CosmosCommitLog(container),
             entrypoints.changes,
+            lease=Lease(args.lease_file),
             poll_s=args.poll_s,
             retry_min_s=args.retry_min_s,
             retry_max_s=args.retry_max_s,
@@ -381,7 +444,9 @@ class AzureCloud(Cloud):
 
     def kind_args(self) -> list[str]:
         args = ["--cosmos-endpoint", self.emulator.endpoint, "--cosmos-key", self.emulator.key]
-        return [*args, "--database", self.database, "--container", self.container, "--create"]
+        # The lease outlives the host process, as a Cosmos lease container does.
+        lease = ["--lease-file", str(self.workdir / f"{self.name}-change-feed-lease.json")]
+        return [*args, "--database", self.database, "--container", self.container, "--create", *lease]
 
 
 if __name__ == "__main__":
