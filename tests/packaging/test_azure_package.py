@@ -294,7 +294,6 @@ def test_the_package_serves_from_cosmos_with_tls_verification_on(azure: Any, tmp
         # Not a test of authentication: writes are open explicitly (unconfigured, they answer 503).
         env = {"COSMOS_ENDPOINT": emulator.endpoint, "COSMOS_KEY": KEY, "REQUESTS_CA_BUNDLE": str(cert)}
         env["OVERCAST_AUTH_DISABLED"] = "true"  # this test is about the store's TLS; auth: test_auth_every_provider
-        env["OVERCAST_AUTH_DISABLED"] = "true"
         calls = [
             ("POST", "channels/london/messages", '{"author": "ada", "text": "Hello London"}'),
             ("GET", "channels/london/messages/{id}", ""),
