@@ -33,6 +33,7 @@ def db() -> sqlite3.Connection:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as two writes: no delayed-ACK stall
 
     def log_message(self, *args: object) -> None:
         pass
