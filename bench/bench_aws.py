@@ -18,6 +18,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from bench.report import Section, paired, report_paired
 from emulators.base import REPO_ROOT
@@ -29,6 +30,7 @@ IMPORT_ROUNDS = 21
 def run(report: Section) -> None:
     _import_cost(report)
     _request_overhead(report)
+    _our_code_cpu(report)
     _package_size(report)
 
 
@@ -207,6 +209,60 @@ def _request_overhead(report: Section) -> None:
             sys.stderr.close()
             sys.stderr = real_stderr
             handler.reset()
+
+
+def _our_code_cpu(report: Section, rounds: int = 20, calls: int = 300) -> None:
+    """Our layers alone: handlers.aws.http with the DynamoDB client replaced by a stub that
+    answers at once, so all CPU is event mapping, core, adapter and the log line; with log lines
+    written directly (the default) and through the logging module, in turns."""
+    from core import logs
+    from runtime.aws import LambdaContext, http_event
+
+    os.environ.update(OVERCAST_LOG_LEVEL="INFO", OVERCAST_AUTH_DISABLED="true", OVERCAST_PEERS="[]")
+    os.environ.setdefault("OVERCAST_DYNAMODB_TABLE", "bench")
+    handler = importlib.import_module("handlers.aws")
+    handler.reset()
+    held: dict[str, Any] = {}
+
+    class Stub:
+        def put_item(self, **request: Any) -> dict[str, Any]:
+            held["item"] = request["Item"]
+            return {}
+
+        def get_item(self, **request: Any) -> dict[str, Any]:
+            return {"Item": held["item"]}
+
+    real_stderr, sys.stderr = sys.stderr, open(os.devnull, "w", buffering=1)  # noqa: SIM115
+    direct_write = logs._only_json_handler
+    try:
+        handler.overcast().store.client = Stub()
+        ctx = LambdaContext("http", 29)
+        body = json.dumps({"author": "ada", "text": "Hello London"}).encode()
+        headers = [("content-type", "application/json")]
+        post = http_event("POST", "/channels/bench/messages", headers, body, "api.example.com", "127.0.0.1")
+        created = json.loads(handler.http(post, ctx)["body"])["id"]
+        get = http_event("GET", f"/channels/bench/messages/{created}", [], b"", "api.example.com", "127.0.0.1")
+        samples: dict[tuple[str, bool], list[float]] = {}
+        for n in range(rounds):
+            for direct in (True, False) if n % 2 == 0 else (False, True):
+                logs._only_json_handler = direct_write if direct else (lambda logger, level: None)
+                for name, event in (("GET message", get), ("POST message", post)):
+                    started = time.process_time()
+                    for _ in range(calls):
+                        handler.http(event, ctx)
+                    samples.setdefault((name, direct), []).append((time.process_time() - started) / calls * 1000)
+    finally:
+        logs._only_json_handler = direct_write
+        sys.stderr.close()
+        sys.stderr = real_stderr
+        handler.reset()
+    report.method(
+        f"our code alone: handlers.aws.http with a stub DynamoDB client, INFO; median of {rounds} runs of {calls} "
+        "calls, log lines written directly vs through the logging module, in turns"
+    )
+    for name in ("GET message", "POST message"):
+        report.figure(f"{name}: our CPU, log line written directly", statistics.median(samples[(name, True)]), "ms/req")
+        report.figure(f"{name}: our CPU, log line via logging", statistics.median(samples[(name, False)]), "ms/req")
 
 
 # -- package -------------------------------------------------------------------------------------
