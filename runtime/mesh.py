@@ -15,6 +15,10 @@ anti-entropy function: runtime.azure and runtime.local have their own timer; for
 schedule stand-in process (``python -m runtime.mesh tick handlers.aws:anti_entropy``) invokes the
 entrypoint with the event EventBridge / Cloud Scheduler would send.
 
+Writes need a bearer token on every provider: ``up`` runs a test OIDC issuer on loopback that every
+cloud trusts and prints a token for it (``--auth disabled`` turns authentication off explicitly,
+``--auth env`` keeps the OVERCAST_AUTH_* settings of the calling environment).
+
 Peers are configuration: every cloud gets ``OVERCAST_PEERS`` listing the others, and every pair
 gets its own random secret (one variable per peer, ``OVERCAST_PEER_SECRET_<NAME>``). The mesh
 file (``<workdir>/mesh.json``, mode 0600) records each cloud's URL, store spec and environment,
@@ -477,6 +481,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     up.add_argument("--anti-entropy-every-s", type=float, default=0.0, help="periodic anti-entropy (local, azure)")
     up.add_argument("--port", type=int, help="serve every cloud's API on this port (each on its own address)")
+    up.add_argument(
+        "--auth",
+        choices=AUTH_MODES,
+        default="test-issuer",
+        help="who may write: a test OIDC issuer on loopback whose tokens every cloud trusts (default), "
+        "'disabled' (no authentication; local demos only), or 'env' (the OVERCAST_AUTH_* settings already set)",
+    )
     tick = commands.add_parser("tick", help="call a scheduled entrypoint every N s (a schedule stand-in)")
     tick.add_argument("entrypoint", help="module:function, e.g. handlers.aws:anti_entropy")
     tick.add_argument("--every-s", type=float, required=True)
@@ -487,10 +498,14 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    options = {"workdir": args.workdir, "anti_entropy_every_s": args.anti_entropy_every_s, "port": args.port}
-    with Mesh.start(args.clouds, **options) as mesh:
+    with contextlib.ExitStack() as resources:
+        auth_env, describe_auth = _auth_settings(args.auth, resources)
+        options = {"workdir": args.workdir, "anti_entropy_every_s": args.anti_entropy_every_s, "port": args.port}
+        mesh = resources.enter_context(Mesh.start(args.clouds, env=auth_env, **options))
         for name, cloud in mesh.clouds.items():
             print(f"{name:<10} {cloud.kind:<6} {cloud.url:<28} store {cloud.store_spec}", flush=True)
+        for line in describe_auth:
+            print(line, flush=True)
         print(f"mesh file {mesh.config_path}", flush=True)
         print(
             f"verify:   {Path(sys.executable).name} -m tools.replication verify --mesh {mesh.config_path}", flush=True
@@ -499,6 +514,31 @@ def main(argv: list[str] | None = None) -> int:
         stop.wait()
     print("stopped", flush=True)
     return 0
+
+
+AUTH_MODES = ("test-issuer", "disabled", "env")
+MESH_AUDIENCE = "overcast-api"
+
+
+def _auth_settings(mode: str, resources: contextlib.ExitStack) -> tuple[dict[str, str], list[str]]:
+    """The OVERCAST_AUTH_* settings every cloud gets, and what to tell the user about them.
+
+    Writes need a bearer token on every provider, so a mesh started for a demo would answer 503 to
+    every POST; by default it runs a test OIDC issuer on loopback (as the drill does) and prints a
+    token. ``disabled`` is explicit, never a silent default."""
+    if mode == "disabled":
+        return {"OVERCAST_AUTH_DISABLED": "true"}, ["auth      disabled: anyone may write (local demo)"]
+    if mode == "env":
+        return {}, ["auth      from the OVERCAST_AUTH_* settings of this environment"]
+    from emulators.oidc import OidcIssuer  # imports cryptography: only when a test issuer is wanted
+
+    issuer = resources.enter_context(OidcIssuer())
+    token = issuer.token("ada", MESH_AUDIENCE, lifetime_s=12 * 3600)
+    return issuer.env(MESH_AUDIENCE), [
+        f"auth      test OIDC issuer {issuer.url} (audience {MESH_AUDIENCE}); a token for 'ada', valid 12 h:",
+        f"          export TOKEN={token}",
+        '          curl -H "Authorization: Bearer $TOKEN" ...',
+    ]
 
 
 def _tick(entrypoint: str, every_s: float, kind: str) -> int:
