@@ -165,7 +165,7 @@ def run(
     ``report.raise_for_errors()``), so one unreachable peer does not stop the others' repair.
     ``start_leaf`` resumes a tree pass where a previous one stopped (its ``resume_leaf``).
     """
-    return repair(
+    report = repair(
         overcast.store,
         overcast.service,
         overcast.replicator,
@@ -177,6 +177,9 @@ def run(
         now_ms=now_ms,
         start_leaf=start_leaf,
     )
+    for peer in report.peers:  # the status route and the metrics: what this pass had to repair
+        overcast.status.anti_entropy_result(peer.peer, peer.ok, peer.pushed, peer.pulled, peer.errors)
+    return report
 
 
 def repair(

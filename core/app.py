@@ -16,10 +16,18 @@ from typing import Any
 
 from core import replication
 from core.auth import AccessPolicy, authorizer_for
-from core.errors import InsufficientScope, OvercastError, PayloadTooLarge, Unauthenticated, ValidationError
+from core.errors import (
+    ClockSkew,
+    InsufficientScope,
+    OvercastError,
+    PayloadTooLarge,
+    Unauthenticated,
+    ValidationError,
+)
 from core.http import Request, Response, Router
 from core.logs import get_logger, log, request_id_var
 from core.model import quote
+from core.replication_status import ReplicationStatus
 from core.service import MessageService
 from core.settings import Settings
 
@@ -36,9 +44,16 @@ class HttpApp:
         settings: Settings,
         now_s: Callable[[], int] | None = None,
         policy: AccessPolicy | None = None,
+        status: ReplicationStatus | None = None,
     ) -> None:
         self.service = service
         self.settings = settings
+        self.status = status or ReplicationStatus(
+            settings.origin,
+            [p.name for p in settings.peers],
+            max_skew_s=settings.replication_max_skew_s,
+            lag_bound_s=settings.replication_lag_bound_s,
+        )
         # Without a policy (no token verifier): writes are open only when auth is disabled.
         self.policy = policy or AccessPolicy(authorizer_for(settings.auth, None), settings.auth)
         self.now_s = now_s or (lambda: int(time.time()))
@@ -55,6 +70,7 @@ class HttpApp:
         r.add("POST", replication.DIGEST_PATH, self.replication_digest)
         r.add("POST", replication.FETCH_PATH, self.replication_fetch)
         r.add("POST", replication.TREE_PATH, self.replication_tree)
+        r.add("GET", replication.STATUS_PATH, self.replication_status)
 
     def handle(self, request: Request) -> Response:
         request_id = self._request_id(request)
@@ -147,6 +163,7 @@ class HttpApp:
         sender = self._verified_peer(request)
         messages = replication.decode_batch(request.body, sender, self.settings.limits)
         result = replication.apply_batch(self.service, messages)
+        self.status.received(sender, len(messages), result.applied_versions_ms)
         log(
             logger,
             logging.INFO,
@@ -175,6 +192,14 @@ class HttpApp:
         answer = anti_entropy.answer_fetch(self.service.store, payload)
         return Response.json(200, {**answer, "origin": self.settings.origin})
 
+    def replication_status(self, request: Request) -> Response:
+        """This cloud's view of replication with each peer (core/replication_status.py). Signed
+        like every replication route: peers and the operator's tool, never a user token."""
+        self._verified_peer(request, exchange=False)  # the asker's clock is not the peer cloud's
+        return Response.json(
+            200, {**self.status.snapshot(), "served_by": self.served_by}, {"cache-control": "no-store"}
+        )
+
     def replication_tree(self, request: Request) -> Response:
         """Anti-entropy read: nodes of this store's digest tree, or the records of some leaves."""
         sender = self._verified_peer(request)
@@ -186,15 +211,39 @@ class HttpApp:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _verified_peer(self, request: Request) -> str:
-        """The signed sender of a replication request, or Unauthorized (before anything is read)."""
-        return replication.verify(
-            request.headers,
-            request.body,
-            lambda name: peer.secret if (peer := self.settings.peer(name)) else None,
-            self.now_s(),
-            self.settings.replication_max_skew_s,
-        )
+    def _verified_peer(self, request: Request, *, exchange: bool = True) -> str:
+        """The signed sender of a replication request, or Unauthorized (before anything is read).
+        Every verified request carries the sender's clock: its offset from ours is recorded, and a
+        request outside the freshness window is refused by name (``clock_skew``) and logged.
+        ``exchange`` False: a status read (the operator's tool signs it), whose clock is not
+        recorded as the peer's."""
+        now_s = self.now_s()
+        try:
+            sender = replication.verify(
+                request.headers,
+                request.body,
+                lambda name: peer.secret if (peer := self.settings.peer(name)) else None,
+                now_s,
+                self.settings.replication_max_skew_s,
+            )
+        except ClockSkew as skew:
+            sender = request.header(replication.ORIGIN_HEADER) or "?"
+            if exchange:
+                self.status.clock_offset(sender, skew.offset_s, rejected=True)
+            log(
+                logger,
+                logging.ERROR,
+                "peer clock outside the freshness window; request refused",
+                code=skew.code,
+                peer=sender,
+                offset_s=skew.offset_s,
+                max_skew_s=self.settings.replication_max_skew_s,
+            )
+            raise
+        offset_s = replication.clock_offset_s(request.headers, now_s)
+        if exchange and offset_s is not None:
+            self.status.clock_offset(sender, offset_s)
+        return sender
 
     def _message(self, message: Any) -> dict[str, Any]:
         return {**message.to_api(), "served_by": self.served_by}

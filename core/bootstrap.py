@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from core.app import HttpApp
 from core.auth import AccessPolicy, DisabledAuthorizer, authorizer_for
 from core.logs import configure, get_logger, log
+from core.metrics import MetricsEmitter
 from core.model import HybridLogicalClock
 from core.ports import Authorizer, MessageStore, PeerTransport
 from core.replication import Replicator
+from core.replication_status import ReplicationStatus
 from core.service import MessageService
 from core.settings import Settings
 
@@ -30,6 +32,7 @@ class Overcast:
     service: MessageService
     app: HttpApp
     replicator: Replicator
+    status: ReplicationStatus
 
 
 def bootstrap(
@@ -38,10 +41,13 @@ def bootstrap(
     transport: PeerTransport,
     clock: HybridLogicalClock | None = None,
     authorizer: Authorizer | None = None,
+    metrics_format: str = "log",
 ) -> Overcast:
     """``authorizer`` verifies bearer tokens (the handler builds one from settings.auth when an
     issuer is configured, e.g. ``adapters.jwt_auth.authorizer_for``); without one, writes are
-    refused with a 503 naming the missing setting, unless auth is explicitly disabled."""
+    refused with a 503 naming the missing setting, unless auth is explicitly disabled.
+    ``metrics_format`` is the platform's native metric form (core/metrics.py), chosen by the
+    handler; OVERCAST_METRICS_FORMAT overrides it."""
     configure(settings.log_level, provider=settings.provider, region=settings.region)
     policy = AccessPolicy(authorizer_for(settings.auth, authorizer), settings.auth)
     if isinstance(policy.authorizer, DisabledAuthorizer):
@@ -51,7 +57,16 @@ def bootstrap(
     clock = clock or HybridLogicalClock(settings.origin)
     service = MessageService(store, clock, settings.limits)
     now_s = lambda: int(time.time())  # noqa: E731
-    replicator = Replicator(
-        settings.origin, settings.peers, transport, now_s, settings.limits, settings.replication_timeout_s
+    metrics = MetricsEmitter(settings.metrics_format or metrics_format, settings.origin)
+    status = ReplicationStatus(
+        settings.origin,
+        [p.name for p in settings.peers],
+        max_skew_s=settings.replication_max_skew_s,
+        lag_bound_s=settings.replication_lag_bound_s,
+        metrics=metrics,
     )
-    return Overcast(settings, store, clock, service, HttpApp(service, settings, now_s, policy), replicator)
+    replicator = Replicator(
+        settings.origin, settings.peers, transport, now_s, settings.limits, settings.replication_timeout_s, status
+    )
+    app = HttpApp(service, settings, now_s, policy, status)
+    return Overcast(settings, store, clock, service, app, replicator, status)

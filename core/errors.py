@@ -68,6 +68,18 @@ class Unauthorized(OvercastError):
     status = 401
 
 
+class ClockSkew(Unauthorized):
+    """A correctly signed peer request whose timestamp is outside the freshness window: the
+    sender's clock is off by ``offset_s`` (or the request is an old one replayed). Named apart
+    from a bad signature, and the offset is in the answer, so both sides can say what is wrong."""
+
+    code = "clock_skew"
+
+    def __init__(self, message: str, *, offset_s: int) -> None:
+        super().__init__(message)
+        self.offset_s = offset_s
+
+
 class Unauthenticated(Unauthorized):
     """No usable bearer token (RFC 6750). The response carries a ``WWW-Authenticate`` challenge:
     without an error code when the request had no token, ``invalid_token`` when it had a bad one."""

@@ -12,7 +12,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import ConfigurationError, MethodNotAllowed, NotFound, OvercastError, Unavailable, ValidationError
+from core.errors import (
+    ClockSkew,
+    ConfigurationError,
+    MethodNotAllowed,
+    NotFound,
+    OvercastError,
+    Unavailable,
+    ValidationError,
+)
 from core.model import is_well_formed, quote
 
 
@@ -139,6 +147,8 @@ class Response:
         if isinstance(error, MethodNotAllowed) and error.allow:
             headers["allow"] = ", ".join(error.allow)
         payload: dict[str, Any] = {"code": error.code, "message": public_message(error)}
+        if isinstance(error, ClockSkew):  # the sender's offset, so the sender can report it too
+            payload["offset_s"] = error.offset_s
         if request_id:
             payload["request_id"] = request_id
         return cls.json(error.status, {"error": payload}, headers)

@@ -13,8 +13,11 @@ Anti-entropy (core/anti_entropy.py) adds three read-only requests signed the sam
 leaves: core/digest.py) and ``POST /replication/fetch`` (full records for a list of keys).
 
 Each pair of peers shares a secret. A request is rejected (401, nothing applied) when the
-signature is missing or wrong or the timestamp is further than the allowed skew from now;
-replaying a valid batch is harmless because applying is last-writer-wins on versions.
+signature is missing or wrong (``signature_*``), or when it is correctly signed but its timestamp
+is further than the freshness window from now (``clock_skew``, with the offset: the sender's
+clock is off, or the request is an old one replayed). Replaying a valid batch is harmless because
+applying is last-writer-wins on versions; the window bounds how long a captured request (a read
+of digests or records included) stays usable.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import OvercastError, PayloadTooLarge, Unauthorized, Unavailable, ValidationError
+from core.errors import ClockSkew, OvercastError, PayloadTooLarge, Unauthorized, Unavailable, ValidationError
 from core.http import parse_json
 from core.logs import get_logger, log
 from core.model import Limits, Message
 from core.ports import MessageStore, PeerTransport
+from core.replication_status import ReplicationStatus
 from core.service import ApplyResult, MessageService
 from core.settings import Peer
 
@@ -49,7 +53,8 @@ BATCH_PATH = "/replication/batch"
 DIGEST_PATH = "/replication/digest"
 FETCH_PATH = "/replication/fetch"
 TREE_PATH = "/replication/tree"
-SIGNED_PATHS = frozenset({BATCH_PATH, DIGEST_PATH, FETCH_PATH, TREE_PATH})
+STATUS_PATH = "/replication/status"
+SIGNED_PATHS = frozenset({BATCH_PATH, DIGEST_PATH, FETCH_PATH, TREE_PATH, STATUS_PATH})
 _TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")
 _SIGNATURE_RE = re.compile(r"^v1=[0-9a-f]{64}$")
 
@@ -88,13 +93,25 @@ def verify(
     if not _TIMESTAMP_RE.match(timestamp_text):
         raise Unauthorized("malformed timestamp", code="signature_invalid")
     timestamp = int(timestamp_text)
-    if abs(now_s - timestamp) > max_skew_s:
-        raise Unauthorized("stale or future-dated request", code="signature_stale")
     if not _SIGNATURE_RE.match(signature):
         raise Unauthorized("malformed signature", code="signature_invalid")
     if not hmac.compare_digest(sign(secret, timestamp, body).encode(), signature.encode()):
         raise Unauthorized("signature does not match", code="signature_invalid")
+    # Checked after the signature, so the offset named is the real peer's clock (or a replay of
+    # one of its requests), never a number anyone could put in a header.
+    offset_s = timestamp - now_s
+    if abs(offset_s) > max_skew_s:
+        raise ClockSkew(
+            f"clock skew: the sender's clock is {offset_s:+d} s from the receiver's (window {max_skew_s} s)",
+            offset_s=offset_s,
+        )
     return origin
+
+
+def clock_offset_s(headers: Mapping[str, str], now_s: int) -> int | None:
+    """The sender's clock minus ours, from a verified request's signed timestamp (1 s resolution)."""
+    text = headers.get(TIMESTAMP_HEADER, "")
+    return int(text) - now_s if _TIMESTAMP_RE.match(text) else None
 
 
 def decode_json_object(body: bytes, sender: str, max_bytes: int) -> dict[str, Any]:
@@ -223,7 +240,11 @@ def apply_batch(service: MessageService, messages: Sequence[Message]) -> ApplyRe
     ]
     concurrent.futures.wait(futures)
     results = [f.result() for f in futures]  # raises the first failure
-    return ApplyResult(sum(r.applied for r in results), sum(r.ignored for r in results))
+    return ApplyResult(
+        sum(r.applied for r in results),
+        sum(r.ignored for r in results),
+        tuple(ms for r in results for ms in r.applied_versions_ms),
+    )
 
 
 #: Statuses by which a peer refuses what it was sent, for good: the same bytes would be refused
@@ -276,8 +297,10 @@ class Replicator:
         now_s: Callable[[], int],
         limits: Limits | None = None,
         timeout_s: float = 5.0,
+        status: ReplicationStatus | None = None,
     ) -> None:
         self.origin = origin
+        self.status = status
         self.peers = tuple(peers)
         self.transport = transport
         self.now_s = now_s
@@ -300,6 +323,9 @@ class Replicator:
                 for p in self.peers
                 if p.name in failed_peers
             ]
+            if self.status is not None:
+                for name in failed_peers:
+                    self.status.push_skipped(name, batch)
             refused: dict[tuple[str, str, str], Message] = {}
             for peer, delivery in zip(
                 live, self._map(functools.partial(self._deliver, batch=batch), live), strict=True
@@ -378,7 +404,17 @@ class Replicator:
         """A signed JSON request to a peer (anti-entropy reads); raises Unavailable on any failure."""
         body = encode_json({**payload, "origin": self.origin})
         headers = signed_headers(self.origin, peer.secret, self.now_s(), body)
-        response = self.transport.post(peer.url + path, body, headers, self.timeout_s)
+        try:
+            response = self.transport.post(peer.url + path, body, headers, self.timeout_s)
+        except OvercastError as exc:
+            if self.status is not None:
+                self.status.pull(peer.name, f"{path}: {exc.message}")
+            raise
+        if self.status is not None:
+            ok = 200 <= response.status < 300
+            error = None if ok else f"{path}: HTTP {response.status} {_error_code(response.body)}"
+            ours = _skew_offset(response.status, response.body)
+            self.status.pull(peer.name, error, None if ours is None else -ours)
         if not 200 <= response.status < 300:
             raise Unavailable(
                 f"{peer.name}{path}: HTTP {response.status} {response.body[:200]!r}",
@@ -409,9 +445,25 @@ class Replicator:
         else:
             status = response.status
             if 200 <= status < 300:
+                if self.status is not None:
+                    self.status.push_ok(peer.name, batch)
                 return status, None
             error = f"{peer.name}: HTTP {status} {response.body[:200]!r}"
-        log(logger, logging.WARNING, "replication push failed", peer=peer.name, records=len(batch), error=error)
+        offset_s = _skew_offset(status, response.body) if status is not None else None
+        if offset_s is not None:
+            error = f"{peer.name}: clock_skew: our clock is {offset_s:+d} s from the peer's"
+        log(
+            logger,
+            logging.WARNING,
+            "replication push failed",
+            peer=peer.name,
+            records=len(batch),
+            error=error,
+            **({"code": "clock_skew", "peer_clock_offset_s": -offset_s} if offset_s is not None else {}),
+        )
+        if self.status is not None:
+            # The peer reports our offset from its clock; ours from it is the opposite.
+            self.status.push_failed(peer.name, batch, error, None if offset_s is None else -offset_s)
         return status, error
 
     def _map(self, fn: Callable[[Peer], _Delivery], peers: Sequence[Peer]) -> list[_Delivery]:
@@ -425,6 +477,26 @@ class Replicator:
 
 def _identity(message: Message) -> tuple[str, str, str]:
     return (message.channel, message.id, str(message.version))
+
+
+def _error_code(body: bytes) -> str:
+    try:
+        answer = json.loads(body)
+        return str(answer["error"]["code"])[:40]
+    except (ValueError, KeyError, TypeError):
+        return "(no error code)"
+
+
+def _skew_offset(status: int, body: bytes) -> int | None:
+    """From a peer's 401 ``clock_skew`` answer: OUR offset as the peer saw it (our clock minus its)."""
+    if status != 401:
+        return None
+    try:
+        error = json.loads(body)["error"]
+        offset = error["offset_s"] if error.get("code") == "clock_skew" else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return offset if isinstance(offset, int) and not isinstance(offset, bool) else None
 
 
 def unavailable_peer(name: str, reason: str) -> Unavailable:

@@ -50,6 +50,8 @@ class PostResult:
 class ApplyResult:
     applied: int
     ignored: int
+    #: The version times (origin clock, ms) of the records applied: their replication lag.
+    applied_versions_ms: tuple[int, ...] = ()
 
 
 class MessageService:
@@ -123,6 +125,7 @@ class MessageService:
     def apply_replicated(self, messages: Iterable[Message]) -> ApplyResult:
         """Last-writer-wins merge of records from a peer. Re-delivery and reordering are harmless."""
         applied = ignored = 0
+        versions_ms: list[int] = []
         for message in messages:
             if not self.clock.observe(message.version):
                 log(
@@ -134,9 +137,10 @@ class MessageService:
                 )
             if self.store.put_if_newer(message):
                 applied += 1
+                versions_ms.append(message.version.physical_ms)
             else:
                 ignored += 1
-        return ApplyResult(applied, ignored)
+        return ApplyResult(applied, ignored, tuple(versions_ms))
 
     # -- health -----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from core.auth import ASYMMETRIC_ALGORITHMS, AuthSettings
 from core.errors import ConfigurationError, ValidationError
+from core.metrics import FORMATS
 from core.model import ORIGIN_RE, Limits
 from core.ports import SecretStore
 
@@ -55,8 +56,23 @@ SETTINGS: tuple[Setting, ...] = (
         "Instead of OVERCAST_REPLICATION_SECRET: the secret's id in the platform's secret store (AWS Secrets "
         "Manager name or ARN), read when the app is built and cached per process.",
     ),
-    Setting("OVERCAST_REPLICATION_MAX_SKEW_S", "300", "Signed batches older or newer than this are rejected as stale."),
+    Setting(
+        "OVERCAST_REPLICATION_MAX_SKEW_S",
+        "60",
+        "Freshness window of signed peer requests: one further from this clock is refused as clock_skew "
+        "(with the offset). It bounds how long a captured request stays usable (replays apply nothing new).",
+    ),
     Setting("OVERCAST_REPLICATION_TIMEOUT_S", "5", "Timeout of one push to a peer."),
+    Setting(
+        "OVERCAST_REPLICATION_LAG_BOUND_S",
+        "60",
+        "Replication lag (origin write to apply here) above which /replication/status says degraded.",
+    ),
+    Setting(
+        "OVERCAST_METRICS_FORMAT",
+        "",
+        "Metric lines: emf (CloudWatch), appinsights, cloudlogging, log or off; default: the provider's own.",
+    ),
     Setting(
         "OVERCAST_AUTH_ISSUER",
         "",
@@ -114,6 +130,8 @@ class Settings:
     peers: tuple[Peer, ...]
     replication_max_skew_s: int
     replication_timeout_s: float
+    replication_lag_bound_s: float = 60.0
+    metrics_format: str = ""
     auth: AuthSettings = field(default_factory=AuthSettings)
 
     @classmethod
@@ -157,6 +175,8 @@ class Settings:
             ),
             "replication_max_skew_s": _number(raw, "OVERCAST_REPLICATION_MAX_SKEW_S", int, 1, 86_400),
             "replication_timeout_s": _number(raw, "OVERCAST_REPLICATION_TIMEOUT_S", float, 0.1, 120),
+            "replication_lag_bound_s": _number(raw, "OVERCAST_REPLICATION_LAG_BOUND_S", float, 0.1, 86_400),
+            "metrics_format": _metrics_format(raw("OVERCAST_METRICS_FORMAT")),
             "auth": _auth(raw),
         }
         values.update(overrides)
@@ -276,3 +296,10 @@ def markdown_table() -> str:
 
 if __name__ == "__main__":
     print(markdown_table())
+
+
+def _metrics_format(text: str) -> str:
+    value = text.strip()
+    if value and value not in FORMATS:
+        raise ConfigurationError(f"OVERCAST_METRICS_FORMAT must be one of {', '.join(FORMATS)}")
+    return value

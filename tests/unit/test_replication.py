@@ -157,7 +157,8 @@ def test_unsigned_batch_is_rejected(aws: Overcast, store: InMemoryMessageStore) 
 def test_stale_and_future_batches_are_rejected(aws: Overcast, store: InMemoryMessageStore, offset: int) -> None:
     body = encode_batch("azure", [record()])
     response = send(aws, body, signed(body, ts=NOW_S + offset))
-    assert response.status == 401 and error_code(response) == "signature_stale"
+    assert response.status == 401 and error_code(response) == "clock_skew"
+    assert response.json_body()["error"]["offset_s"] == offset  # named, with the offset
     assert snapshot(store) == []
 
 
