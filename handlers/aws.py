@@ -51,7 +51,10 @@ def build(environ: Mapping[str, str] | None = None) -> Overcast:
     settings = Settings.from_env(env, secrets=SecretsManagerSecretStore.from_env(env))
     client = make_client(env.get("AWS_REGION") or None, env.get("OVERCAST_DYNAMODB_ENDPOINT") or None)
     store = DynamoDBMessageStore(client, env.get("OVERCAST_DYNAMODB_TABLE", ""))
-    return bootstrap(settings, store, UrllibPeerTransport(), authorizer=authorizer_for(settings.auth))
+    # Metrics as CloudWatch embedded metric format (core/metrics.py).
+    return bootstrap(
+        settings, store, UrllibPeerTransport(), authorizer=authorizer_for(settings.auth), metrics_format="emf"
+    )
 
 
 #: The process-wide app (handlers.kit.LazyApp): built on the first invocation, retried after a failed build.

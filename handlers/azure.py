@@ -78,7 +78,10 @@ def build(environ: Mapping[str, str] | None = None, *, container: Any = None) ->
         container = database.get_container_client(env.get("COSMOS_CONTAINER") or DEFAULT_CONTAINER)
     # The store's ping bound stays under the deep health check's own bound (Route 53 waits 2 s).
     store = CosmosMessageStore(container, ping_timeout_s=min(1.5, settings.deep_health_timeout_s))
-    return bootstrap(settings, store, UrllibPeerTransport(), authorizer=authorizer_for(settings.auth))
+    # Metrics as Application Insights structured lines (core/metrics.py).
+    return bootstrap(
+        settings, store, UrllibPeerTransport(), authorizer=authorizer_for(settings.auth), metrics_format="appinsights"
+    )
 
 
 #: The process-wide app (handlers.kit.LazyApp): built on the first invocation, retried after a

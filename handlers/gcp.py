@@ -73,7 +73,10 @@ def build(environ: Mapping[str, str] | None = None, client: firestore.Client | N
         timeout_s=timeout_s,
         ping_timeout_s=settings.deep_health_timeout_s,
     )
-    return bootstrap(settings, store, UrllibPeerTransport(), authorizer=authorizer_for(settings.auth))
+    # Metrics as Cloud Logging structured lines (core/metrics.py).
+    return bootstrap(
+        settings, store, UrllibPeerTransport(), authorizer=authorizer_for(settings.auth), metrics_format="cloudlogging"
+    )
 
 
 def _timeout_ms(text: str) -> int:

@@ -246,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                 overcast.replicator.now_s,
                 settings.limits,
                 settings.replication_timeout_s,
+                overcast.status,  # one status per process, as the deployed functions keep it
             )
             poller = ChangePoller(
                 store,

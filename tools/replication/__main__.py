@@ -1,4 +1,4 @@
-"""python -m tools.replication {verify,repair} — see docs/replication.md.
+"""python -m tools.replication {verify,repair,status} — see docs/replication.md.
 
     # do these stores hold identical content? (exit 0 yes, 1 no, 2 could not tell)
     python -m tools.replication verify sqlite:///tmp/a.sqlite sqlite:///tmp/b.sqlite
@@ -9,6 +9,10 @@
     # anti-entropy by hand, as one cloud (its OVERCAST_PEERS and secrets from the environment)
     python -m tools.replication repair --store "dynamodb://overcast-messages?region=eu-west-1" --origin aws
     python -m tools.replication repair --mesh .run/mesh/mesh.json          # every cloud of a local mesh
+
+    # replication status per peer (exit 0 ok, 1 degraded, 2 could not ask)
+    python -m tools.replication status --mesh .run/mesh/mesh.json
+    python -m tools.replication status --url https://aws.board.example --as azure --secret-env PAIR_SECRET
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 
 from core.errors import OvercastError
 from tools.replication.repair import load_mesh, repair_cloud, repair_mesh
+from tools.replication.status import fetch_status, mesh_signer, render
 from tools.replication.stores import OPENERS, open_store
 from tools.replication.verify import check_acks, compare, snapshot
 
@@ -50,8 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     repair.add_argument(
         "--until-done", action="store_true", help="with --store: run passes, each resuming the last, until one is ok"
     )
+    status = commands.add_parser("status", help="ask clouds for their replication status per peer")
+    status.add_argument("--mesh", type=Path, help="a local mesh file: ask every cloud (or --cloud)")
+    status.add_argument("--cloud", action="append", help="with --mesh: only these clouds")
+    status.add_argument("--url", help="a cloud's base URL (with --as and --secret-env)")
+    status.add_argument("--as", dest="as_peer", help="sign as this peer of the cloud (its origin id)")
+    status.add_argument("--secret-env", help="the variable holding that pair's shared secret")
+    status.add_argument("--json", action="store_true", help="print each status as a JSON line")
     args = parser.parse_args(argv)
     try:
+        if args.command == "status":
+            return _status(args, parser)
         return _verify(args) if args.command == "verify" else _repair(args, parser)
     except (OvercastError, ValueError, OSError) as exc:
         print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
@@ -90,6 +104,32 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"{name}: {ack.render()}")
     identical = report.identical or len(snapshots) < 2
     return 0 if identical and all(a.ok for a in (acks or {}).values()) else 1
+
+
+def _status(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    targets: dict[str, tuple[str, str, str]] = {}  # name → (url, sign as, secret)
+    if args.mesh:
+        for name, cloud in load_mesh(args.mesh)["clouds"].items():
+            if not args.cloud or name in args.cloud:
+                targets[name] = (cloud["url"], *mesh_signer(cloud))
+    elif args.url and args.as_peer and args.secret_env:
+        secret = os.environ.get(args.secret_env, "")
+        if not secret:
+            parser.error(f"{args.secret_env} is not set")
+        targets[args.url] = (args.url, args.as_peer, secret)
+    else:
+        parser.error("status needs --mesh FILE, or --url URL --as PEER --secret-env VAR")
+    degraded, failed = False, False
+    for name, (url, origin, secret) in targets.items():
+        try:
+            answer = fetch_status(url, origin, secret)
+        except (OSError, ValueError) as exc:
+            print(f"{name}: could not ask: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        degraded |= bool(answer.get("degraded"))
+        print(json.dumps({"cloud": name, **answer}) if args.json else render(name, answer))
+    return 2 if failed else (1 if degraded else 0)
 
 
 def _repair(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
