@@ -36,7 +36,10 @@ if [ ! -f "$stamp" ]; then
   say "Python venv in $VENV"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e '.[dev]'
+  # dev plus every provider's extra, read from pyproject.toml (a new provider's extra is installed
+  # without editing this script or the dev extra).
+  extras=$("$VENV/bin/python" -c 'import tomllib; print(",".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]))')
+  "$VENV/bin/python" -m pip install -q -e ".[$extras]"
   rm -f "$VENV"/.installed-* && touch "$stamp"
 fi
 

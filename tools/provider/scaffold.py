@@ -107,7 +107,7 @@ def planned_files(name: str) -> dict[str, str]:
 def manual_steps(name: str) -> tuple[str, ...]:
     return (
         f'pyproject.toml: add `{name} = ["<vendor-sdk>==<version>"]` to [project.optional-dependencies], '
-        f'"{name}" to the dev extra\'s overcast[...] list, and `{name} = "adapters.{name}.provider:SPEC"` '
+        f'and `{name} = "adapters.{name}.provider:SPEC"` '
         'under [project.entry-points."overcast.providers"]; then run `bash scripts/setup.sh`',
         "package.json: add the Serverless provider plugin pinned "
         "(`npm install --save-dev --save-exact <plugin>@<version>`) and commit package-lock.json",
