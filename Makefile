@@ -50,5 +50,5 @@ ready: setup  ## readiness of a provider being added: make ready PROVIDER=<name>
 requirements: setup  ## regenerate requirements/<provider>.txt (pinned, hashed, for each cloud's Python) and validators.txt
 	$(PY) -m tools.requirements compile
 
-validate: setup  ## the vendors' validators (cfn-lint, checkov) on the AWS templates, dev and prod; pins current
+validate: setup  ## the vendors' validators: cfn-lint, checkov on the AWS templates (dev, prod) and the Azure ARM template; pins current
 	$(PY) -m pytest tests/packaging/test_validators.py tests/packaging/test_requirements.py $(PYTEST_ARGS)
