@@ -52,3 +52,10 @@ requirements: setup  ## regenerate requirements/<provider>.txt (pinned, hashed, 
 
 validate: setup  ## the vendors' validators: cfn-lint, checkov on the AWS templates (dev, prod) and the Azure ARM template; pins current
 	$(PY) -m pytest tests/packaging/test_validators.py tests/packaging/test_requirements.py $(PYTEST_ARGS)
+
+.PHONY: nemesis
+RUNS ?= 10
+SEED ?= 1
+
+nemesis: setup  ## seeded nemesis runs on the local mesh (aws + azure): make nemesis RUNS=N SEED=S; histories, summary.json, convergence.png in .run/nemesis/
+	$(PY) -m failover.nemesis --runs $(RUNS) --seed $(SEED)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-CHANNELS = ("n1", "n2")
+CHANNELS = ("n1", "n2")  # a run on a shared mesh names its own (the checker reads only those)
 
 
 class Target(Protocol):
@@ -89,6 +89,8 @@ class Workload:
     authorization: Callable[[str], str] | None = None
     timeout: float = 3.0
     watch_polls_per_step: int = 4
+    watch_timeout: float = 0.5
+    channels: tuple[str, ...] = CHANNELS
     history: History = field(default_factory=History)
 
     def run(self) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
@@ -116,7 +118,7 @@ class Workload:
 
     def _operation(self, rng: random.Random, process: str, names: list[str], step: int) -> None:
         roll = rng.random()
-        channel = rng.choice(CHANNELS)
+        channel = rng.choice(self.channels)
         if roll < 0.45 or not self._posted:
             ack = self._post(process, rng.choice(names), channel, None, f"{process}-{step}")
             if ack is not None:
@@ -187,8 +189,14 @@ class Workload:
     def _poll_watches(self, everything: bool = False) -> None:
         pending = self._watches if everything else self._watches[: self.watch_polls_per_step]
         done = []
+        unreachable: set[str] = set()  # one timeout per cloud per poll, not one per watch
         for watch in pending:
-            if self._visible(watch):
+            if watch.cloud in unreachable:
+                continue
+            visible = self._visible(watch)
+            if visible is None:
+                unreachable.add(watch.cloud)
+            elif visible:
                 ack = watch.ack
                 self.history.add(
                     process="watcher", type="ok", f="read", cloud=watch.cloud, watch=ack["index"], visible=True
@@ -198,13 +206,16 @@ class Workload:
         # Round robin: the next poll starts with the watches this one did not reach.
         self._watches = kept[len(pending) - len(done) :] + kept[: len(pending) - len(done)]
 
-    def _visible(self, watch: _Watch) -> bool:
+    def _visible(self, watch: _Watch) -> bool | None:
+        """Whether the watched write shows on the cloud (None: the cloud did not answer)."""
         ack = watch.ack
         path = f"/channels/{ack['channel']}/messages/{ack['id']}"
         try:
-            status, body = self.clouds[watch.cloud].request("GET", path, None, {}, timeout=self.timeout)
+            status, body = self.clouds[watch.cloud].request("GET", path, None, {}, timeout=self.watch_timeout)
         except Exception:
-            return False
+            return None
+        if status >= 500:
+            return None
         if ack["f"] == "delete":
             return status == 404
         return status == 200 and isinstance(body, dict) and str(body.get("version", "")) >= ack["version"]

@@ -1,0 +1,5 @@
+import sys
+
+from failover.nemesis.run import main
+
+sys.exit(main())
