@@ -161,9 +161,9 @@ class HttpApp:
 
     def replication_batch(self, request: Request) -> Response:
         sender = self._verified_peer(request)
-        messages = replication.decode_batch(request.body, sender, self.settings.limits)
+        messages, repair = replication.decode_batch_payload(request.body, sender, self.settings.limits)
         result = replication.apply_batch(self.service, messages)
-        self.status.received(sender, len(messages), result.applied_versions_ms)
+        self.status.received(sender, len(messages), result.applied_versions_ms, repair=repair)
         log(
             logger,
             logging.INFO,

@@ -128,6 +128,12 @@ def decode_json_object(body: bytes, sender: str, max_bytes: int) -> dict[str, An
 
 def decode_batch(body: bytes, sender: str, limits: Limits) -> list[Message]:
     """Parse and validate a whole batch before anything is applied: one bad record rejects all."""
+    return decode_batch_payload(body, sender, limits)[0]
+
+
+def decode_batch_payload(body: bytes, sender: str, limits: Limits) -> tuple[list[Message], bool]:
+    """``decode_batch`` and whether the sender's anti-entropy sent it (``"repair": true``) rather
+    than its change stream: only the status counts the difference, apply is the same."""
     payload = decode_json_object(body, sender, limits.max_batch_bytes)
     records = payload.get("records")
     if not isinstance(records, list):
@@ -136,15 +142,18 @@ def decode_batch(body: bytes, sender: str, limits: Limits) -> list[Message]:
         raise PayloadTooLarge(f"batch has more than {limits.max_batch_records} records")
     if not all(isinstance(r, dict) for r in records):
         raise ValidationError("every record must be an object", code="invalid_batch")
-    return [Message.from_record(record) for record in records]
+    return [Message.from_record(record) for record in records], payload.get("repair") is True
 
 
 def encode_json(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def encode_batch(origin: str, messages: Sequence[Message]) -> bytes:
-    return encode_json({"origin": origin, "records": [m.to_record() for m in messages]})
+def encode_batch(origin: str, messages: Sequence[Message], *, repair: bool = False) -> bytes:
+    payload: dict[str, Any] = {"origin": origin, "records": [m.to_record() for m in messages]}
+    if repair:
+        payload["repair"] = True
+    return encode_json(payload)
 
 
 #: Bytes of a batch body besides its records: ``{"origin":"<32 chars>","records":[]}`` and change.
@@ -350,7 +359,7 @@ class Replicator:
         errors: list[str] = []
         oversized: list[Message] = []
         for batch in batches(messages, self.limits, oversized):
-            delivery = self._deliver(peer, batch)
+            delivery = self._deliver(peer, batch, repair=True)
             if delivery.error:  # the peer is failing: don't spend a timeout on every remaining batch
                 errors.append(delivery.error)
                 break
@@ -370,11 +379,11 @@ class Replicator:
                 max_batch_bytes=self.limits.max_batch_bytes,
             )
 
-    def _deliver(self, peer: Peer, batch: list[Message]) -> _Delivery:
+    def _deliver(self, peer: Peer, batch: list[Message], repair: bool = False) -> _Delivery:
         """Push a batch to one peer. A permanent refusal (``PERMANENT_REFUSALS``) of a batch is
         split in halves and retried, down to the single records the peer refuses: those are
         poison, logged with their identity; the rest of the batch still gets through."""
-        status, error = self._push(peer, batch)
+        status, error = self._push(peer, batch, repair)
         if error is None:
             return _Delivery()
         if status not in PERMANENT_REFUSALS:
@@ -394,10 +403,10 @@ class Replicator:
             )
             return _Delivery(poison=[message])
         half = len(batch) // 2
-        first = self._deliver(peer, batch[:half])
+        first = self._deliver(peer, batch[:half], repair)
         if first.error:
             return first
-        second = self._deliver(peer, batch[half:])
+        second = self._deliver(peer, batch[half:], repair)
         return _Delivery(poison=first.poison + second.poison, error=second.error)
 
     def call(self, peer: Peer, path: str, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -430,10 +439,10 @@ class Replicator:
             raise Unavailable(f"{peer.name}{path}: answer is not an object", retry_after=5, code="peer_unavailable")
         return answer
 
-    def _push(self, peer: Peer, batch: list[Message]) -> tuple[int | None, str | None]:
+    def _push(self, peer: Peer, batch: list[Message], repair: bool = False) -> tuple[int | None, str | None]:
         """One signed POST of a batch: (the peer's status or None if it did not answer, the
-        error or None when the peer took it)."""
-        body = encode_batch(self.origin, batch)
+        error or None when the peer took it). ``repair``: sent by anti-entropy, not the stream."""
+        body = encode_batch(self.origin, batch, repair=repair)
         headers = signed_headers(self.origin, peer.secret, self.now_s(), body)
         status: int | None = None
         try:

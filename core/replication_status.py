@@ -45,11 +45,19 @@ class PeerState:
     last_received_ms: int | None = None
     received_records: int = 0
     applied_records: int = 0
+    #: Of ``applied_records``: pushed by the peer's change stream, or by its anti-entropy.
+    applied_by_stream: int = 0
+    applied_by_repair: int = 0
     clock_offset_s: int | None = None
     clock_offset_at_ms: int | None = None
     clock_skew_rejections: int = 0
     lags_ms: deque[int] = field(default_factory=lambda: deque(maxlen=LAG_SAMPLES))
     anti_entropy: dict[str, Any] | None = None
+    anti_entropy_passes: int = 0
+    #: Records this process's anti-entropy passes pushed to / pulled from the peer: what the
+    #: streams had not delivered when the pass ran.
+    repaired_pushed: int = 0
+    repaired_pulled: int = 0
 
 
 class ReplicationStatus:
@@ -124,7 +132,7 @@ class ReplicationStatus:
         if offset_s is not None:
             self.clock_offset(peer, offset_s, rejected=True)
 
-    def received(self, peer: str, records: int, applied_versions_ms: Sequence[int]) -> None:
+    def received(self, peer: str, records: int, applied_versions_ms: Sequence[int], *, repair: bool = False) -> None:
         """A batch the peer pushed was applied here; lag = now - each applied record's version time
         (the origin's clock: an offset between the clocks is in it, see ``clock_offset_s``)."""
         now = self._now_ms()
@@ -134,6 +142,10 @@ class ReplicationStatus:
             state.last_received_ms = now
             state.received_records += records
             state.applied_records += len(applied_versions_ms)
+            if repair:
+                state.applied_by_repair += len(applied_versions_ms)
+            else:
+                state.applied_by_stream += len(applied_versions_ms)
             state.lags_ms.extend(lags)
         if lags:  # one sample per batch, its worst record: the alarm is on the maximum
             self.metrics.emit("ReplicationLagMs", max(lags), peer, records=len(lags))
@@ -151,7 +163,11 @@ class ReplicationStatus:
 
     def anti_entropy_result(self, peer: str, ok: bool, pushed: int, pulled: int, errors: Sequence[str]) -> None:
         with self._lock:
-            self._peer(peer).anti_entropy = {
+            state = self._peer(peer)
+            state.anti_entropy_passes += 1
+            state.repaired_pushed += pushed
+            state.repaired_pulled += pulled
+            state.anti_entropy = {
                 "at_ms": self._now_ms(),
                 "ok": ok,
                 "pushed": pushed,
@@ -206,11 +222,16 @@ class ReplicationStatus:
             "last_received_ms": state.last_received_ms,
             "received_records": state.received_records,
             "applied_records": state.applied_records,
+            "applied_by_stream": state.applied_by_stream,
+            "applied_by_repair": state.applied_by_repair,
             "clock_offset_s": state.clock_offset_s,
             "clock_offset_at_ms": state.clock_offset_at_ms,
             "clock_skew_rejections": state.clock_skew_rejections,
             "lag_ms": {"p50": p50, "p99": p99, "samples": len(lags)},
             "anti_entropy": state.anti_entropy,
+            "anti_entropy_passes": state.anti_entropy_passes,
+            "repaired_pushed": state.repaired_pushed,
+            "repaired_pulled": state.repaired_pulled,
             "reasons": reasons,
         }
 

@@ -14,7 +14,7 @@ adapter is written for the real service):
   queries always do (right for the real service too, so nothing to work around).
 - transactional batches are not atomic: the adapter does not use batches.
 - the change feed is a stub: the local host (runtime/azure.py) emulates the change-feed trigger by
-  polling the store's ``changes_since``.
+  reading the container in commit order (each item's ``_ts``, stamped by this server as it commits).
 
 The emulator accepts any account key; ``KEY`` below is a placeholder that only has to be valid
 base64 (the SDK signs requests with it), not a secret.
