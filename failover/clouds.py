@@ -73,6 +73,10 @@ class Clouds(ABC):
         """Compare the clouds' stores directly (below the API), when the backend can."""
         return None
 
+    def replication_counts(self) -> dict[str, Any] | None:
+        """What streams delivered and what anti-entropy repaired, when the backend replicates."""
+        return None
+
     def __enter__(self) -> Clouds:
         self.start()
         return self

@@ -356,10 +356,12 @@ class Drill:
                     "stores compared",
                     "identical record by record" if stores.get("identical") else f"DIFFERENT: {stores}",
                 )
+        replication = self._replication_counts(clouds)
         self._stop_monitor.set()
         monitor.join(timeout=5)
 
         return {
+            "replication": replication,
             "fault": self.fault.name,
             "fault_description": self.fault.description,
             "mode": "fast" if self.options.fast else "real",
@@ -404,6 +406,38 @@ class Drill:
             "writes": [w.__dict__ for w in self.load.writes],
             "convergence": {**convergence, "catch_up": self.catch_up},
         }
+
+    def _replication_counts(self, clouds: Any) -> dict[str, Any] | None:
+        """What the streams delivered and what anti-entropy repaired, with why when it repaired
+        anything (a drill's "0 lost" should say which mechanism saved it)."""
+        try:
+            counts = clouds.replication_counts()
+        except Exception as exc:  # reported, never fatal to the drill's own verdict
+            return {"error": f"{exc.__class__.__name__}: {exc}"}
+        if counts is None:
+            return None
+        notes = []
+        starts = {name: c["since_ms"] for name, c in counts["clouds"].items() if c.get("since_ms") is not None}
+        first = min(starts.values(), default=0)
+        restarted = [name for name, since in starts.items() if since > first + 10_000]  # started after the mesh
+        if restarted:
+            notes.append(
+                f"{', '.join(restarted)} restarted during the drill: its counts start at that restart"
+                " (the status is per process, in memory)"
+            )
+        if counts["repaired_by_anti_entropy"]:
+            notes.append(
+                f"anti-entropy ran during the drill and found {counts['repaired_by_anti_entropy']} records the"
+                f" streams had not delivered yet: under fault {self.fault.name} a push to the faulted cloud fails"
+                " and the stream retries it with backoff, so a pass that runs meanwhile repairs it first"
+            )
+        counts["explanation"] = "; ".join(notes)
+        self.event(
+            "replication accounted",
+            f"delivered by streams {counts['delivered_by_streams']},"
+            f" repaired by anti-entropy {counts['repaired_by_anti_entropy']}",
+        )
+        return dict(counts)
 
     def plane_healthy(self) -> bool:
         return self.plane is not None and self.plane.is_healthy(self.health_check_id)

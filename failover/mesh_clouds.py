@@ -123,6 +123,13 @@ class MeshClouds(Clouds):
                     cloud.note_pids()
             self.mesh.close()
 
+    def replication_counts(self) -> dict[str, Any] | None:
+        """Per cloud: records its peers' streams delivered, records anti-entropy repaired."""
+        if self.mesh is None:
+            return None
+        counts: dict[str, Any] = self.mesh.replication_counts()
+        return counts
+
     def verify_stores(self) -> dict[str, Any] | None:
         """Each cloud's own store read directly (DynamoDB, Cosmos), compared record by record."""
         if self.mesh is None:

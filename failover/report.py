@@ -137,6 +137,10 @@ def metrics(result: dict[str, Any]) -> dict[str, Any]:
         "duplicated_keys": duplicated[:20],
         "processes": len(pids),
         "processes_alive": alive,
+        "delivered_by_streams": (result.get("replication") or {}).get("delivered_by_streams"),
+        "repaired_by_anti_entropy": (result.get("replication") or {}).get("repaired_by_anti_entropy"),
+        "replication_note": (result.get("replication") or {}).get("explanation")
+        or (result.get("replication") or {}).get("error", ""),
         "checks": checks,
         "passed": all(checks.values()),
     }
@@ -222,6 +226,13 @@ def render(result: dict[str, Any]) -> str:
             ok(c.get("writes_authenticated", True)),
         ),
         ("stores identical after failback", "yes" if c["stores_identical"] else "NO", "", ok(c["stores_identical"])),
+        ("delivered by streams (records applied from peers)", _n(m.get("delivered_by_streams")), "", ""),
+        (
+            "repaired by anti-entropy",
+            _n(m.get("repaired_by_anti_entropy")),
+            "0 or explained",
+            "" if not m.get("repaired_by_anti_entropy") else "see note",
+        ),
         (
             "processes left running",
             f"{len(m['processes_alive'])} of {m['processes']}",
@@ -244,9 +255,15 @@ def render(result: dict[str, Any]) -> str:
     ]
     for name, value, limit, verdict in rows:
         lines.append(f"  {name:<{width}}  {value:>12}  {limit:<12}  {verdict}")
+    if m.get("replication_note"):
+        lines.append(f"  note: {m['replication_note']}")
     lines.append("")
     lines.append(f"RESULT: {'PASS' if m['passed'] else 'FAIL (' + ', '.join(k for k, v in c.items() if not v) + ')'}")
     files = result.get("files", {})
     if files:
         lines.append("files: " + ", ".join(files.values()))
     return "\n".join(lines)
+
+
+def _n(value: int | None) -> str:
+    return "n/a" if value is None else str(value)

@@ -423,6 +423,37 @@ class Mesh:
             for store in stores.values():
                 store.close()
 
+    def replication_counts(self) -> dict[str, Any]:
+        """What reached each cloud by its peers' change streams and what anti-entropy repaired,
+        from each cloud's ``/replication/status`` (counted per runtime process: since its last
+        start, ``since_ms``) and, for a cloud whose schedule runs in a stand-in process, the
+        records its passes pulled (from that process's log).
+
+        ``repaired_by_anti_entropy`` = records applied from peers' anti-entropy pushes + records
+        pulled by this cloud's passes: what the streams had not delivered when a pass ran."""
+        from tools.replication.status import fetch_status, mesh_signer
+
+        clouds: dict[str, Any] = {}
+        for name, cloud in self.clouds.items():
+            entry: dict[str, Any] = {"delivered_by_streams": 0, "repaired_by_anti_entropy": 0}
+            try:
+                status = fetch_status(cloud.url, *mesh_signer(cloud.describe()), timeout_s=5.0)
+            except (OSError, ValueError) as exc:
+                clouds[name] = {**entry, "error": str(exc)}
+                continue
+            peers = status.get("peers", [])
+            entry["since_ms"] = status.get("since_ms")
+            entry["delivered_by_streams"] = sum(int(p.get("applied_by_stream", 0)) for p in peers)
+            pulled = sum(int(p.get("repaired_pulled", 0)) for p in peers) + _scheduler_pulled(cloud)
+            entry["repaired_by_anti_entropy"] = sum(int(p.get("applied_by_repair", 0)) for p in peers) + pulled
+            entry["anti_entropy_passes"] = sum(int(p.get("anti_entropy_passes", 0)) for p in peers)
+            clouds[name] = entry
+        return {
+            "delivered_by_streams": sum(c["delivered_by_streams"] for c in clouds.values()),
+            "repaired_by_anti_entropy": sum(c["repaired_by_anti_entropy"] for c in clouds.values()),
+            "clouds": clouds,
+        }
+
     def close(self) -> None:
         if self._closed:
             return
@@ -437,6 +468,19 @@ class Mesh:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _scheduler_pulled(cloud: Cloud) -> int:
+    """Records pulled by the passes a schedule stand-in ran (its "scheduled invocation ok" lines)."""
+    if cloud.scheduler is None:
+        return 0
+    pulled = 0
+    for line in cloud.scheduler.log_tail(100_000).splitlines():
+        if '"scheduled invocation ok"' not in line:
+            continue
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            pulled += int(json.loads(line)["result"].get("pulled", 0))
+    return pulled
 
 
 def _parse(spec: str) -> tuple[str, str]:

@@ -72,6 +72,12 @@ def test_fast_drill(fault: str, tmp_path: Path) -> None:
     assert report["convergence"]["identical"], summary
     counts = set(report["convergence"]["messages"].values())
     assert len(counts) == 1, counts
+    # Which mechanism delivered: the streams, and anti-entropy only with the reason it had to.
+    replication = report["replication"]
+    assert replication["delivered_by_streams"] > 0, replication
+    assert m["delivered_by_streams"] == replication["delivered_by_streams"]
+    assert replication["repaired_by_anti_entropy"] == 0 or replication["explanation"], replication
+    assert "delivered by streams" in result.stdout and "repaired by anti-entropy" in result.stdout
 
     pids = report["cleanup"]["pids"]
     assert len(pids) >= 3  # moto + both clouds (+ the restarted primary after a crash)
