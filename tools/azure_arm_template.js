@@ -23,6 +23,8 @@ const fromService = (name) => require(require.resolve(name, { paths: [serviceDir
 // The runtime table widening (python3.9-3.12) that the deploy loads first.
 const RuntimePlugin = require(path.join(serviceDir, '.serverless_plugins', 'azure-python-runtimes'));
 new RuntimePlugin({ serviceDir });
+// The ARM hardening (https only, TLS 1.2, HTTP/2, no FTP) that the deploy loads before the plugin too.
+require(path.join(serviceDir, '.serverless_plugins', 'azure-arm-hardening')).harden(serviceDir);
 
 const service = JSON.parse(fs.readFileSync(configFile, 'utf8'));
 const serverless = { service, variables: {}, cli: { log() {} } };
