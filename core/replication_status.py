@@ -48,6 +48,9 @@ class PeerState:
     #: Of ``applied_records``: pushed by the peer's change stream, or by its anti-entropy.
     applied_by_stream: int = 0
     applied_by_repair: int = 0
+    #: The oldest record anti-entropy pushes applied here (origin write → apply): a few hundred ms
+    #: means the pass raced a stream delivery in flight; minutes, that the stream had missed it.
+    repair_age_max_ms: int | None = None
     clock_offset_s: int | None = None
     clock_offset_at_ms: int | None = None
     clock_skew_rejections: int = 0
@@ -144,6 +147,8 @@ class ReplicationStatus:
             state.applied_records += len(applied_versions_ms)
             if repair:
                 state.applied_by_repair += len(applied_versions_ms)
+                if lags:
+                    state.repair_age_max_ms = max(state.repair_age_max_ms or 0, max(lags))
             else:
                 state.applied_by_stream += len(applied_versions_ms)
             state.lags_ms.extend(lags)
@@ -224,6 +229,7 @@ class ReplicationStatus:
             "applied_records": state.applied_records,
             "applied_by_stream": state.applied_by_stream,
             "applied_by_repair": state.applied_by_repair,
+            "repair_age_max_ms": state.repair_age_max_ms,
             "clock_offset_s": state.clock_offset_s,
             "clock_offset_at_ms": state.clock_offset_at_ms,
             "clock_skew_rejections": state.clock_skew_rejections,

@@ -426,11 +426,22 @@ class Drill:
                 " (the status is per process, in memory)"
             )
         if counts["repaired_by_anti_entropy"]:
-            notes.append(
-                f"anti-entropy ran during the drill and found {counts['repaired_by_anti_entropy']} records the"
-                f" streams had not delivered yet: under fault {self.fault.name} a push to the faulted cloud fails"
-                " and the stream retries it with backoff, so a pass that runs meanwhile repairs it first"
+            clouds_ = counts["clouds"].values()
+            ages = [c["repair_age_max_ms"] for c in clouds_ if c.get("repair_age_max_ms") is not None]
+            pulled = sum(int(c.get("repaired_pulled", 0)) for c in clouds_)
+            note = (
+                f"anti-entropy passes ran every few seconds under load and found {counts['repaired_by_anti_entropy']}"
+                " records the streams had not delivered when the pass read them"
             )
+            if ages:
+                note += f"; the oldest record a pass pushed was {max(ages)} ms old at apply" + (
+                    " — in flight in the stream (its poll is 250 ms), the pass raced it"
+                    if max(ages) < 5_000
+                    else f" — the stream was retrying it (pushes to a faulted cloud fail under {self.fault.name})"
+                )
+            if pulled:
+                note += f"; {pulled} of them pulled by a pass (their age is not recorded)"
+            notes.append(note)
         counts["explanation"] = "; ".join(notes)
         self.event(
             "replication accounted",

@@ -447,6 +447,9 @@ class Mesh:
             pulled = sum(int(p.get("repaired_pulled", 0)) for p in peers) + _scheduler_pulled(cloud)
             entry["repaired_by_anti_entropy"] = sum(int(p.get("applied_by_repair", 0)) for p in peers) + pulled
             entry["anti_entropy_passes"] = sum(int(p.get("anti_entropy_passes", 0)) for p in peers)
+            ages = [p["repair_age_max_ms"] for p in peers if p.get("repair_age_max_ms") is not None]
+            entry["repair_age_max_ms"] = max(ages, default=None)
+            entry["repaired_pulled"] = pulled
             clouds[name] = entry
         return {
             "delivered_by_streams": sum(c["delivered_by_streams"] for c in clouds.values()),
