@@ -35,7 +35,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -50,7 +49,7 @@ from azure.functions.timer import TimerRequest
 
 from adapters.azure.events import DEFAULT_ROUTE_PREFIX, strip_route_prefix, to_documents
 from core.logs import get_logger, log
-from runtime.frontdoor import Answer, FrontDoor, Incoming
+from runtime.frontdoor import Answer, FrontDoor, Incoming, serve_until_stopped
 from runtime.mesh import Cloud
 from runtime.pump import PollLoop, RetryPolicy, deliver
 
@@ -405,22 +404,9 @@ def main(argv: list[str] | None = None) -> int:
         timer = TimerEmulator(entrypoints.anti_entropy, args.anti_entropy_every_s)
         workers.append((threading.Thread(target=timer.run, name="anti-entropy", daemon=True), timer.stop_event))
 
-    def stop(*_: Any) -> None:
-        for _thread, event in workers:
-            event.set()
-        threading.Thread(target=server.shutdown, daemon=True).start()  # shutdown() waits for serve_forever
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for thread, _event in workers:
-        thread.start()
-    print(f"ready {server.url}", flush=True)
     try:
-        server.serve_forever()
+        serve_until_stopped(server, workers)
     finally:
-        for thread, _event in workers:
-            thread.join(timeout=5)
-        server.server_close()
         overcast.store.close()
     print("stopped", flush=True)
     return 0

@@ -11,10 +11,12 @@ crashes, hop-by-hop headers, ``Set-Cookie`` lines, ``HEAD``.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 _HOP_BY_HOP = {"content-length", "connection", "transfer-encoding"}
 
@@ -113,3 +115,36 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # the app logs every request as JSON
         pass
+
+
+class Serving(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    def serve_forever(self) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+    def server_close(self) -> None: ...
+
+
+def serve_until_stopped(server: Serving, workers: Sequence[tuple[threading.Thread, threading.Event]]) -> None:
+    """A stand-in's life: start ``workers`` (a thread each, stopped by setting its event), print
+    ``ready URL``, serve until SIGTERM or SIGINT, then join the workers and close the server."""
+
+    def stop(*_: Any) -> None:
+        for _thread, event in workers:
+            event.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()  # shutdown() waits for serve_forever
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for thread, _event in workers:
+        thread.start()
+    print(f"ready {server.url}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        for thread, _event in workers:
+            thread.join(timeout=5)
+        server.server_close()

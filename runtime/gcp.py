@@ -22,38 +22,35 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import heapq
-import itertools
 import logging
 import os
 import signal
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runtime.mesh import Cloud
+from runtime.pump import RetryPolicy, RetryQueue
 
 ROOT = Path(__file__).resolve().parent.parent
 logger = logging.getLogger("overcast.runtime.gcp")
 
 
-@dataclass(order=True)
-class _Delivery:
-    due: float
-    seq: int
-    headers: dict[str, str] = field(compare=False)
-    body: bytes = field(compare=False)
-    attempt: int = field(default=1, compare=False)
+@dataclass(frozen=True)
+class _Event:
+    headers: dict[str, str]
+    body: bytes
 
 
 class EventDispatcher:
     """Delivers CloudEvents to ``send(headers, body) -> status`` with Eventarc-style retries, on
-    ``workers`` threads: like Eventarc, one slow or failing delivery does not hold up the rest."""
+    ``workers`` threads: like Eventarc, one slow or failing delivery does not hold up the rest.
+    A non-2xx answer (or a raise, which is a 500) is retried after a doubling backoff from
+    ``initial_backoff_s`` to ``max_backoff_s``; after ``max_attempts`` the event is dropped."""
 
     def __init__(
         self,
@@ -65,78 +62,44 @@ class EventDispatcher:
         workers: int = 4,
     ) -> None:
         self.send = send
-        self.max_attempts = max_attempts
-        self.initial_backoff_s = initial_backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.delivered = 0
-        self.dropped = 0
-        self._heap: list[_Delivery] = []
-        self._seq = itertools.count()
-        self._cond = threading.Condition()
-        self._stopped = False
-        self._in_flight = 0
-        self._threads = [
-            threading.Thread(target=self._run, name=f"eventarc-dispatch-{i}", daemon=True) for i in range(workers)
-        ]
+        policy = RetryPolicy(max(max_attempts - 1, 0), (initial_backoff_s, max_backoff_s))
+        self._queue = RetryQueue(
+            self._attempt, policy, name="eventarc-dispatch", logger=logger, label=_event_label, workers=workers
+        )
+
+    @property
+    def delivered(self) -> int:
+        return self._queue.delivered
+
+    @property
+    def dropped(self) -> int:
+        return self._queue.dropped
 
     def start(self) -> EventDispatcher:
-        for thread in self._threads:
-            thread.start()
+        self._queue.start()
         return self
 
     def submit(self, headers: dict[str, str], body: bytes) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, _Delivery(time.monotonic(), next(self._seq), headers, body))
-            self._cond.notify()
+        self._queue.submit(_Event(headers, body))
 
     def pending(self) -> int:
         """Deliveries not yet acknowledged (queued, waiting for a retry, or in flight)."""
-        with self._cond:
-            return len(self._heap) + self._in_flight
+        return self._queue.pending()
 
     def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
-        for thread in self._threads:
-            thread.join(timeout=10)
+        self._queue.stop()
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopped and (not self._heap or self._heap[0].due > time.monotonic()):
-                    self._cond.wait(timeout=(self._heap[0].due - time.monotonic()) if self._heap else None)
-                if self._stopped:
-                    return
-                delivery = heapq.heappop(self._heap)
-                self._in_flight += 1
-            try:
-                status = self.send(delivery.headers, delivery.body)
-            except Exception as exc:  # the app itself failed: same as a 500
-                logger.warning("event delivery raised: %s", exc)
-                status = 500
-            delivered = 200 <= status < 300
-            exhausted = not delivered and delivery.attempt >= self.max_attempts
-            backoff = min(self.max_backoff_s, self.initial_backoff_s * 2 ** (delivery.attempt - 1))
-            with self._cond:
-                self._in_flight -= 1
-                if delivered:
-                    self.delivered += 1
-                elif exhausted:
-                    self.dropped += 1
-                else:
-                    delivery.attempt += 1
-                    delivery.due = time.monotonic() + backoff
-                    delivery.seq = next(self._seq)
-                    heapq.heappush(self._heap, delivery)
-                    self._cond.notify()  # a waiting worker may need to wake earlier than it planned
-            event_id = delivery.headers.get("ce-id")
-            if exhausted:
-                logger.error("event %s dropped after %d attempts", event_id, delivery.attempt)
-            elif not delivered:
-                logger.warning(
-                    "event %s answered %d; retry %d in %.1f s", event_id, status, delivery.attempt - 1, backoff
-                )
+    def _attempt(self, event: _Event) -> str | None:
+        try:
+            status = self.send(event.headers, event.body)
+        except Exception as exc:  # the app itself failed: same as a 500
+            logger.warning("event delivery raised: %s", exc)
+            status = 500
+        return None if 200 <= status < 300 else f"{_event_label(event)} answered {status}"
+
+
+def _event_label(event: _Event) -> str:
+    return f"event {event.headers.get('ce-id')}"
 
 
 class FirestoreTrigger:

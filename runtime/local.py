@@ -35,7 +35,9 @@ from core.logs import get_logger, log
 from core.model import Message, Version
 from core.ports import MessageStore
 from core.replication import ForwardResult, changes_page
+from runtime.frontdoor import serve_until_stopped
 from runtime.mesh import Cloud
+from runtime.pump import Backoff, PollLoop, RetryPolicy, deliver
 
 logger = get_logger("runtime.local")
 
@@ -46,6 +48,10 @@ class ChangePoller:
     ``deliver(records) -> ForwardResult``; records in ``result.failed`` are retried (from the
     first failed one) after a backoff, without moving the checkpoint past them. ``start`` is
     ``"now"`` (like a new stream consumer: only changes from now on) or ``"beginning"``.
+
+    On ``runtime.pump``: each scan makes one delivery attempt per batch (``DELIVERY``); what
+    retries is the next scan from the held checkpoint, after the ``PollLoop``'s backoff, and it
+    never gives up (``RetryPolicy(-1, backoff_s)``).
     """
 
     def __init__(
@@ -72,7 +78,6 @@ class ChangePoller:
         self.checkpoint: str | None = Version.floor(self.now_ms()) if start == "now" else None
         self._origin_floor = self.checkpoint  # the look-back never reaches behind the start
         self._delivered: dict[tuple[str, str, str], int] = {}
-        self._failures = 0
         self.delivered = 0
         self.stop_event = threading.Event()
 
@@ -89,15 +94,14 @@ class ChangePoller:
             fresh = [m for m in page if _key(m) not in self._delivered]
             for start in range(0, len(fresh), self.batch_size):
                 batch = fresh[start : start + self.batch_size]
-                result = self.deliver(batch)
-                failed = {_key(m) for m in result.failed}
-                for message in batch:
-                    if _key(message) in failed:
-                        # Resume just before the first failure; everything before it is done.
-                        self._advance(_before(message, page))
-                        return False
+                outcome = deliver(batch, self._invoke, DELIVERY, self.stop_event, logger, f"{self.name} push")
+                for message in batch[: outcome.delivered]:
                     self._delivered[_key(message)] = message.version.physical_ms
-                    self.delivered += 1
+                self.delivered += outcome.delivered
+                if outcome.delivered < len(batch):
+                    # Resume just before the first failure; everything before it is done.
+                    self._advance(_before(batch[outcome.delivered], page))
+                    return False
             if page:
                 self._advance(str(page[-1].version))
             if next_since is None:
@@ -106,23 +110,34 @@ class ChangePoller:
         self._forget(now)
         return True
 
+    def _invoke(self, pending: Sequence[Message], _retries: int) -> Sequence[Message]:
+        """One push; what is still to deliver: from the first failed record on."""
+        failed = {_key(m) for m in self.deliver(pending).failed}
+        first = next((i for i, m in enumerate(pending) if _key(m) in failed), None)
+        return [] if first is None else pending[first:]
+
     def run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                ok = self.poll_once()
-            except OvercastError as exc:  # the store itself failed: retry like a failed delivery
-                log(logger, logging.WARNING, "change scan failed", poller=self.name, error=exc.message)
-                ok = False
-            except Exception:
-                logger.exception("change poller crashed; retrying")
-                ok = False
-            if ok:
-                self._failures = 0
-                self.stop_event.wait(self.poll_s)
-            else:
-                self._failures += 1
-                low, high = self.backoff_s
-                self.stop_event.wait(min(high, low * 2 ** min(self._failures - 1, 10)))
+        PollLoop(
+            self._scan,
+            name=self.name,
+            idle_s=self.poll_s,
+            error_backoff=RetryPolicy(-1, self.backoff_s),
+            logger=logger,
+            stop=self.stop_event,
+        ).run()
+
+    def _scan(self) -> bool:
+        try:
+            ok = self.poll_once()
+        except OvercastError as exc:  # the store itself failed: retry like a failed delivery
+            log(logger, logging.WARNING, "change scan failed", poller=self.name, error=exc.message)
+            raise Backoff from exc
+        except Exception as exc:
+            logger.exception("change poller crashed; retrying")
+            raise Backoff from exc
+        if not ok:
+            raise Backoff  # a push failed: the checkpoint holds, the next scan retries after a backoff
+        return False  # rest poll_s after every scan
 
     def _advance(self, version: str | None) -> None:
         if version is not None and (self.checkpoint is None or version > self.checkpoint):
@@ -133,6 +148,10 @@ class ChangePoller:
         horizon = now - self.lookback_ms - 60_000
         if len(self._delivered) > 1000:
             self._delivered = {k: ms for k, ms in self._delivered.items() if ms >= horizon}
+
+
+#: One attempt per scan: a failed push is retried by the next scan, not in place.
+DELIVERY = RetryPolicy(max_retries=0)
 
 
 def _key(message: Message) -> tuple[str, str, str]:
@@ -261,30 +280,17 @@ def main(argv: list[str] | None = None) -> int:
         timer = PeriodicAntiEntropy(overcast, args.anti_entropy_every_s, args.anti_entropy_window_s)
         workers.append((threading.Thread(target=timer.run, name="anti-entropy", daemon=True), timer.stop_event))
 
-    def stop(*_: Any) -> None:
-        for _thread, event in workers:
-            event.set()
-        threading.Thread(target=server.shutdown, daemon=True).start()  # shutdown() waits for serve_forever
-
     def store_down(*_: Any) -> None:
         store.down = True
 
     def store_up(*_: Any) -> None:
         store.down = False
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGUSR1, store_down)
     signal.signal(signal.SIGUSR2, store_up)
-    for thread, _event in workers:
-        thread.start()
-    print(f"ready {server.url}", flush=True)
     try:
-        server.serve_forever()
+        serve_until_stopped(server, workers)
     finally:
-        for thread, _event in workers:
-            thread.join(timeout=5)
-        server.server_close()
         store.close()
     return 0
 
