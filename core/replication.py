@@ -142,7 +142,10 @@ def decode_batch_payload(body: bytes, sender: str, limits: Limits) -> tuple[list
         raise PayloadTooLarge(f"batch has more than {limits.max_batch_records} records")
     if not all(isinstance(r, dict) for r in records):
         raise ValidationError("every record must be an object", code="invalid_batch")
-    return [Message.from_record(record) for record in records], payload.get("repair") is True
+    repair = payload.get("repair", False)
+    if not isinstance(repair, bool):
+        raise ValidationError("repair must be a boolean", code="invalid_batch")
+    return [Message.from_record(record) for record in records], repair
 
 
 def encode_json(payload: Any) -> bytes:

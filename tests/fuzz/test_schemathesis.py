@@ -46,7 +46,7 @@ def deployment_spec() -> dict[str, Any]:
     schemas = document["components"]["schemas"]
     schemas["NewMessage"]["required"] = ["author", "text"]
     for path, item in document["paths"].items():  # a signed body names its signer
-        if path.startswith("/replication/"):
+        if path.startswith("/replication/") and "post" in item:  # GET /replication/status has no body
             ref = item["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
             schemas[ref.rsplit("/", 1)[1]]["properties"]["origin"] = {"const": PEER}
     return document
