@@ -1,6 +1,6 @@
 """The failover drill's command line.
 
-    python -m failover drill [--fault inverted|http503|freeze|crash|store-down] [--fast] [--out DIR]
+    python -m failover drill [--fault inverted|http503|freeze|crash|store-down] [--fast] [--profile auth0|fast] [--out DIR]
     python -m failover live --config failover.yml [--confirm]
 
 ``drill`` runs everything locally (see docs/failover.md) and exits 0 only when every check
@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
         "--fault", choices=list(FAULTS), default="inverted", help="what happens to the primary (default inverted)"
     )
     drill.add_argument("--fast", action="store_true", help="scale Route 53 time by drill.fastScale (CI setting)")
+    drill.add_argument(
+        "--profile", default=None, help="failover.yml profile to run with (auth0, fast); default: the deployed values"
+    )
     drill.add_argument("--out", type=Path, default=None, help="report directory (default .run/drill/)")
     drill.add_argument("--config", type=Path, default=None, help="failover configuration (default failover.yml)")
     drill.add_argument(
@@ -57,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     except cfgmod.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+    if args.command == "drill" and args.profile:
+        try:
+            config = cfgmod.with_profile(config, args.profile)
+        except cfgmod.ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
     if args.command == "drill":
         from failover.drill import DEFAULT_OUT, Drill, DrillAborted, DrillOptions

@@ -75,6 +75,21 @@ class LiveSpec:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """A named set of Route 53 timings (failover.yml ``profiles``): how fast DNS moves clients."""
+
+    name: str
+    request_interval: int
+    failure_threshold: int
+    ttl: int
+    description: str = ""
+
+    @property
+    def bound_s(self) -> int:
+        return self.request_interval * self.failure_threshold + self.ttl
+
+
+@dataclass(frozen=True)
 class FailoverConfig:
     domain: str
     hosted_zone_name: str
@@ -86,6 +101,9 @@ class FailoverConfig:
     drill: DrillSpec = field(default_factory=DrillSpec)
     live: LiveSpec = field(default_factory=LiveSpec)
     source: str = ""
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    #: The profile whose timings are in effect ("" when the top-level values match none).
+    profile: str = ""
 
     @property
     def fqdn(self) -> str:
@@ -186,7 +204,9 @@ def parse(raw: Any, source: str = "<dict>") -> FailoverConfig:
         drill=_drill(_Reader(r.mapping("drill", required=False), f"{source}: drill")),
         live=_live(_Reader(r.mapping("live", required=False), f"{source}: live")),
         source=source,
+        profiles=_profiles(r.mapping("profiles", required=False), f"{source}: profiles"),
     )
+    config = replace(config, profile=_matching_profile(config))
     zone = config.hosted_zone_name.rstrip(".")
     if config.domain.rstrip(".") != zone and not config.domain.rstrip(".").endswith("." + zone):
         raise ConfigError(f"{source}: domain {config.domain} is not inside hostedZoneName {config.hosted_zone_name}")
@@ -195,6 +215,51 @@ def parse(raw: Any, source: str = "<dict>") -> FailoverConfig:
     if not config.primary.health_check:
         raise ConfigError(f"{source}: the primary record needs its health check (healthCheck: true)")
     return config
+
+
+def with_profile(config: FailoverConfig, name: str) -> FailoverConfig:
+    """A copy running with profile ``name``'s interval, threshold and TTL. The top-level values
+    (what serverless.aws.yml deploys) are unchanged in the file."""
+    try:
+        profile = config.profiles[name]
+    except KeyError:
+        known = ", ".join(config.profiles) or "none"
+        raise ConfigError(f"{config.source}: no failover profile {name!r} (profiles: {known})") from None
+    health_check = replace(
+        config.health_check, request_interval=profile.request_interval, failure_threshold=profile.failure_threshold
+    )
+    return replace(config, ttl=profile.ttl, health_check=health_check, profile=name)
+
+
+def _profiles(raw: dict[str, Any], where: str) -> dict[str, Profile]:
+    profiles = {}
+    for name, body in raw.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"{where}: {name} must be a mapping")
+        r = _Reader(body, f"{where}.{name}")
+        profile = Profile(
+            name=str(name),
+            request_interval=r.integer("requestInterval", 10, 10, 30),
+            failure_threshold=r.integer("failureThreshold", 3, 1, 10),
+            ttl=r.integer("ttl", 60, 0, 172_800),
+            description=r.string("description", ""),
+        )
+        if profile.request_interval not in (10, 30):
+            raise ConfigError(f"{where}.{name}: requestInterval must be 10 or 30 (Route 53 offers only these)")
+        profiles[profile.name] = profile
+    return profiles
+
+
+def _matching_profile(config: FailoverConfig) -> str:
+    hc = config.health_check
+    for profile in config.profiles.values():
+        if (profile.request_interval, profile.failure_threshold, profile.ttl) == (
+            hc.request_interval,
+            hc.failure_threshold,
+            config.ttl,
+        ):
+            return profile.name
+    return ""
 
 
 def with_overrides(config: FailoverConfig, **drill: Any) -> FailoverConfig:

@@ -17,7 +17,9 @@ Behaviour (the same rules, for clients in other languages, are in docs/failover.
   same request (same Idempotency-Key) goes to the other endpoint at once. 4xx answers are the
   caller's, never retried.
 * **Hedge**: if the endpoint in use has not answered after ``hedge_after_s``, the same request
-  also goes to the other one; the first good answer wins. Every request is safe to send twice:
+  also goes to the other one; the first good answer wins. A hedge that wins does not move the
+  client (a slow primary is not a failed one); the slow attempt failing does. Every request is
+  safe to send twice:
   reads and deletes are idempotent, and every POST carries an Idempotency-Key (one is generated
   if the caller gave none), so two clouds create one message.
 * **Stick**: after a failover every request goes to the secondary until the primary's
@@ -51,6 +53,7 @@ class Reply:
     headers: Mapping[str, str]
     endpoint: str  # which endpoint answered
     attempts: int  # requests sent for this call (hedges and failovers included)
+    failed: int = 0  # attempts that had failed (error, timeout, 5xx) when this answer came
 
 
 class ClientError(Exception):
@@ -123,9 +126,11 @@ class FailoverClient:
         return self.secondary if self._on_secondary else self.primary
 
     def close(self) -> None:
-        self._probe_stop.set()
-        if self._prober is not None:
-            self._prober.join(timeout=self.probe_every_s + self.timeout_s + 1)
+        with self._lock:
+            self._probe_stop.set()
+            prober = self._prober
+        if prober is not None:
+            prober.join(timeout=self.probe_every_s + self.timeout_s + 1)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> FailoverClient:
@@ -145,8 +150,11 @@ class FailoverClient:
         first, other = self.active, (self.primary if self._on_secondary else self.secondary)
         data = json.dumps(body).encode() if body is not None else None
         send = lambda endpoint: self._pool.submit(self._send, endpoint, method, path, data, headers or {})  # noqa: E731
-        pending = {send(first)}
-        sent = 1
+        primary_attempt = send(first)
+        if first == self.primary:  # however the call ends, a failed primary attempt moves the client
+            primary_attempt.add_done_callback(self._after_primary_attempt)
+        pending = {primary_attempt}
+        sent, failed = 1, 0
         hedged_at = time.monotonic() + self.hedge_after_s
         last: _Attempt | None = None
         while pending:
@@ -156,21 +164,21 @@ class FailoverClient:
                 attempt: _Attempt = future.result()
                 if attempt.usable:
                     assert attempt.reply is not None
-                    if attempt.endpoint == self.secondary and not self._on_secondary:
-                        self._fail_over()
                     for rest in pending:
                         rest.cancel()
-                    return Reply(
-                        attempt.reply.status, attempt.reply.body, attempt.reply.headers, attempt.endpoint, sent
-                    )
+                    reply = attempt.reply
+                    return Reply(reply.status, reply.body, reply.headers, attempt.endpoint, sent, failed)
                 last = attempt
+                failed += 1
             if sent == 1 and (done or time.monotonic() >= hedged_at):
                 # The first endpoint failed, or is slow: the same request to the other one.
                 pending.add(send(other))
                 sent = 2
-        if last is not None and last.endpoint == self.primary and not self._on_secondary:
-            self._fail_over()
         raise Unavailable(f"{method} {path}: no endpoint answered") from (last.error if last else None)
+
+    def _after_primary_attempt(self, future: concurrent.futures.Future[_Attempt]) -> None:
+        if not future.cancelled() and not future.result().usable:
+            self._fail_over()
 
     def _send(self, endpoint: str, method: str, path: str, data: bytes | None, headers: Mapping[str, str]) -> _Attempt:
         request = urllib.request.Request(endpoint + path, data=data, method=method)
@@ -202,12 +210,12 @@ class FailoverClient:
 
     def _fail_over(self) -> None:
         with self._lock:
-            if self._on_secondary:
+            if self._on_secondary or self._probe_stop.is_set():  # already moved, or closed
                 return
             self._on_secondary = True
-            self._probe_stop.clear()
-            self._prober = threading.Thread(target=self._probe, name="overcast-client-probe", daemon=True)
-            self._prober.start()
+            prober = threading.Thread(target=self._probe, name="overcast-client-probe", daemon=True)
+            prober.start()
+            self._prober = prober
         if self.on_switch:
             self.on_switch(self.primary, self.secondary)
 

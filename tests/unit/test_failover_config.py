@@ -90,3 +90,21 @@ def test_with_overrides_changes_only_the_drill(raw: dict[str, Any]) -> None:
     config = parse(raw)
     changed = cfgmod.with_overrides(config, rate=5.0)
     assert changed.drill.rate == 5.0 and changed.health_check == config.health_check
+
+
+def test_profiles_name_the_deployed_timings_and_a_fast_one() -> None:
+    config = cfgmod.load()
+    assert config.profile == "auth0" and config.bound_s() == 90.0
+    assert config.profiles["auth0"].bound_s == 90 and config.profiles["fast"].bound_s == 20
+    fast = cfgmod.with_profile(config, "fast")
+    assert fast.profile == "fast" and fast.ttl == 10 and fast.health_check.failure_threshold == 1
+    assert fast.bound_s() == 20.0 and fast.health_check.resource_path == config.health_check.resource_path
+
+
+def test_an_unknown_profile_or_an_interval_route53_lacks_is_refused() -> None:
+    with pytest.raises(ConfigError, match="no failover profile"):
+        cfgmod.with_profile(cfgmod.load(), "instant")
+    raw = yaml.safe_load(cfgmod.DEFAULT_PATH.read_text())
+    raw["profiles"]["fast"]["requestInterval"] = 5
+    with pytest.raises(ConfigError, match="requestInterval"):
+        parse(raw)
