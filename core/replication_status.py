@@ -24,8 +24,12 @@ from typing import Any
 from core.metrics import MetricsEmitter
 from core.model import Message
 
-#: Lag samples kept per peer (the percentiles are over these).
+#: Lag samples kept per peer; the percentiles are over those of the last ``LAG_WINDOW_MS``, so a
+#: backlog delivered after an outage stops counting once the window has passed.
 LAG_SAMPLES = 1024
+LAG_WINDOW_MS = 300_000
+#: A metric of an unchanged clock offset at most this often (the offset jitters by a second).
+OFFSET_METRIC_EVERY_MS = 60_000
 #: Record identities remembered as pending per peer (beyond it the count is a floor).
 MAX_PENDING = 10_000
 
@@ -54,7 +58,8 @@ class PeerState:
     clock_offset_s: int | None = None
     clock_offset_at_ms: int | None = None
     clock_skew_rejections: int = 0
-    lags_ms: deque[int] = field(default_factory=lambda: deque(maxlen=LAG_SAMPLES))
+    lags_ms: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=LAG_SAMPLES))  # (at, lag)
+    offset_metric: tuple[int, int] | None = None  # (at, offset) of the last ClockOffsetSeconds
     anti_entropy: dict[str, Any] | None = None
     anti_entropy_passes: int = 0
     #: Records this process's anti-entropy passes pushed to / pulled from the peer: what the
@@ -151,7 +156,7 @@ class ReplicationStatus:
                     state.repair_age_max_ms = max(state.repair_age_max_ms or 0, max(lags))
             else:
                 state.applied_by_stream += len(applied_versions_ms)
-            state.lags_ms.extend(lags)
+            state.lags_ms.extend((now, lag) for lag in lags)
         if lags:  # one sample per batch, its worst record: the alarm is on the maximum
             self.metrics.emit("ReplicationLagMs", max(lags), peer, records=len(lags))
 
@@ -159,11 +164,15 @@ class ReplicationStatus:
         """The peer's clock minus ours, from a signed exchange (``rejected``: outside the window)."""
         with self._lock:
             state = self._peer(peer)
-            changed = state.clock_offset_s != offset_s
-            state.clock_offset_s, state.clock_offset_at_ms = offset_s, self._now_ms()
+            now = self._now_ms()
+            state.clock_offset_s, state.clock_offset_at_ms = offset_s, now
             if rejected:
                 state.clock_skew_rejections += 1
-        if changed or rejected:  # a metric when it moves, not one per request
+            last = state.offset_metric
+            due = last is None or abs(last[1] - offset_s) >= 2 or now - last[0] >= OFFSET_METRIC_EVERY_MS
+            if due or rejected:
+                state.offset_metric = (now, offset_s)
+        if due or rejected:  # when it moves, and once a minute: not once per request
             self.metrics.emit("ClockOffsetSeconds", abs(offset_s), peer, offset_s=offset_s)
 
     def anti_entropy_result(self, peer: str, ok: bool, pushed: int, pulled: int, errors: Sequence[str]) -> None:
@@ -200,7 +209,8 @@ class ReplicationStatus:
         }
 
     def _describe(self, state: PeerState) -> dict[str, Any]:
-        lags = sorted(state.lags_ms)
+        recent = self._now_ms() - LAG_WINDOW_MS
+        lags = sorted(lag for at, lag in state.lags_ms if at >= recent)
         p50, p99 = _percentile(lags, 0.50), _percentile(lags, 0.99)
         reasons = []
         if state.clock_offset_s is not None and abs(state.clock_offset_s) > self.max_skew_s / 2:

@@ -166,3 +166,31 @@ def aws_alarm(metric: str) -> dict[str, Any]:
         if resource["Type"] == "AWS::CloudWatch::Alarm" and resource["Properties"].get("MetricName") == metric:
             return dict(resource["Properties"])
     raise AssertionError(f"no alarm on {metric} in serverless.aws.yml")
+
+
+def test_lag_counts_the_last_five_minutes_and_the_offset_metric_is_not_per_request() -> None:
+    from core.replication_status import ReplicationStatus
+
+    now = [1_800_000_000_000]
+    lines: list[str] = []
+    status = ReplicationStatus(
+        "aws",
+        ["azure"],
+        max_skew_s=60,
+        lag_bound_s=60,
+        metrics=MetricsEmitter("log", "aws", write=lines.append),
+        now_ms=lambda: now[0],
+    )
+    status.received("azure", 1, [now[0] - 120_000])  # a backlog record two minutes late
+    assert status.snapshot()["degraded"]
+    now[0] += 301_000  # five minutes on, with fresh deliveries only
+    status.received("azure", 1, [now[0] - 200])
+    snapshot = status.snapshot()
+    assert not snapshot["degraded"] and snapshot["peers"][0]["lag_ms"] == {"p50": 200, "p99": 200, "samples": 1}
+
+    offsets = [0, -1, 0, -1, 0]  # a second of jitter, request after request
+    for offset in offsets:
+        status.clock_offset("azure", offset)
+    assert sum('"ClockOffsetSeconds"' in line for line in lines) == 1
+    status.clock_offset("azure", 5)  # it moved
+    assert sum('"ClockOffsetSeconds"' in line for line in lines) == 2
