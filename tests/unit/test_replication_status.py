@@ -115,6 +115,10 @@ def test_a_clock_600_s_ahead_is_named_on_both_sides_within_one_exchange(pair: tu
     assert sender["pending"] == 1 and sender["failed_pushes"] == 1
     assert any("clock_skew" in reason for reason in sender["reasons"])
 
+    # Deep health stays about each cloud's own store: a peer's trouble never moves DNS.
+    for overcast in (aws, azure):
+        assert overcast.app.handle(Request("GET", "/health/deep", {}, {}, b"")).status == 200
+
     # The alarm on ClockOffsetSeconds (serverless.aws.yml) would fire on the metric just emitted.
     alarm = aws_alarm("ClockOffsetSeconds")
     offsets = [line for line in lines if "ClockOffsetSeconds" in line and line["Origin"] == "azure"]
