@@ -11,6 +11,8 @@ Anti-entropy (core/anti_entropy.py) adds three read-only requests signed the sam
 ``POST /replication/digest`` (a page of the peer's (channel, id, version) since a version floor),
 ``POST /replication/tree`` (nodes of the peer's digest tree, or the records of some of its
 leaves: core/digest.py) and ``POST /replication/fetch`` (full records for a list of keys).
+``GET /replication/status`` (core/replication_status.py) is signed the same way, over an empty body.
+A batch that anti-entropy sends carries ``"repair": true``, so the status counts it apart.
 
 Each pair of peers shares a secret. A request is rejected (401, nothing applied) when the
 signature is missing or wrong (``signature_*``), or when it is correctly signed but its timestamp
