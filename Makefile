@@ -59,3 +59,9 @@ SEED ?= 1
 
 nemesis: setup  ## seeded nemesis runs on the local mesh (aws + azure): make nemesis RUNS=N SEED=S; histories, summary.json, convergence.png in .run/nemesis/
 	$(PY) -m failover.nemesis --runs $(RUNS) --seed $(SEED)
+
+.PHONY: sdk-drill
+FAULT ?= crash
+
+sdk-drill: setup  ## failover-client fleets through a primary fault on the local mesh (FAULT=crash|freeze|store-down); report in .run/sdk-drill/
+	$(PY) -m failover.sdk_drill --fault $(FAULT)
