@@ -91,6 +91,16 @@ def test_a_peer_clock_600_s_ahead_is_named_after_one_exchange(mesh: Mesh) -> Non
     seen = peer(answers["east"], "west")
     assert seen["clock_offset_s"] in (599, 600, 601) and seen["clock_skew_rejections"] >= 1
     assert any(reason.startswith("west: clock_skew") for reason in answers["east"]["reasons"])
+    # What an operator reads: the cloud degraded, the reason, the peer's clock offset.
+    text = subprocess.run(
+        [sys.executable, "-m", "tools.replication", "status", "--mesh", str(mesh.config_path), "--cloud", "east"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    ).stdout
+    assert text.startswith("east: DEGRADED") and "! west: clock_skew" in text and "clock +60" in text, text
     # The metric line the clock-offset alarm watches, in the cloud's own log.
     metrics = [json.loads(line) for line in east.log_tail(400).splitlines() if '"ClockOffsetSeconds"' in line]
     assert any(m["value"] >= 599 and m["Peer"] == "west" for m in metrics), east.log_tail(20)
