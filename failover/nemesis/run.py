@@ -139,6 +139,13 @@ class MeshNemesis:
             lifted.append(self._lift(fault, name, rng))
         for link in self.mesh.links.values():
             link.clear()
+        # What went through the links this far (cumulative over a batch's runs): proof that the
+        # peers' replication traffic passed the proxies the nemesis controls.
+        stats = {
+            n: {"requests": k.requests, "dropped": k.dropped, "duplicated": k.duplicated}
+            for n, k in self.mesh.links.items()
+        }
+        lifted.append({"f": "link-stats", "links": stats})
         return lifted
 
 

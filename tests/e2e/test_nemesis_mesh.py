@@ -26,9 +26,12 @@ def test_a_seeded_nemesis_run_on_the_mesh_has_no_anomaly(tmp_path: Path) -> None
     assert summary["anomalies"] == 0, json.dumps(result["examples"], indent=2)
     assert result["counts"]["acknowledged_posts"] > 5
     history = read_history(tmp_path / "history-7.jsonl")
-    faults = {e["f"] for e in history if e["process"] == "nemesis"} - {"noop"}
+    faults = {e["f"] for e in history if e["process"] == "nemesis"} - {"noop", "lift-all", "link-stats"}
     assert faults, "the nemesis injected nothing"
     assert any(e["f"] == "healed" for e in history)
+    # Replication between the clouds went through the link proxies the nemesis controls.
+    links = next(e["links"] for e in history if e["f"] == "link-stats")
+    assert all(link["requests"] > 0 for link in links.values()), links
     final = read_final(tmp_path / "final-7.json")
     assert set(final) == {"aws", "azure"} and final["aws"] == final["azure"]
     assert (tmp_path / "summary.json").exists() and (tmp_path / "convergence.png").stat().st_size > 0
