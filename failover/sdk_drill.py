@@ -20,10 +20,12 @@ Reported (``.run/sdk-drill/report.json``), for comparison with the DNS-only dril
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,66 @@ def _client_loop(client: FailoverClient, name: str, ledger: Ledger, rate: float,
         stop.wait(max(0.0, 1 / rate - (time.monotonic() - started)))
 
 
+class SdkFleet:
+    """``clients`` FailoverClients in closed loops against ``primary`` and ``secondary``; the DNS
+    drill runs one beside its DNS-only load, and this module's ``run`` on its own."""
+
+    def __init__(
+        self,
+        primary: str,
+        secondary: str,
+        authorization: Callable[[str], str],
+        clients: int = 4,
+        rate: float = 5.0,
+        timeout_s: float = 1.0,
+    ) -> None:
+        self.primary, self.secondary = primary, secondary
+        self.clients, self.rate = clients, rate
+        self.ledger = Ledger()
+        self._stop = threading.Event()
+        self.fleet: list[FailoverClient] = []
+        for i in range(clients):
+            name = f"sdk-{i}"
+
+            def switched(a: str, b: str, name: str = name) -> None:
+                with self.ledger.lock:
+                    self.ledger.switches.append((time.monotonic(), name, a, b))
+
+            self.fleet.append(
+                FailoverClient(
+                    primary,
+                    secondary,
+                    authorization=functools.partial(authorization, name),
+                    timeout_s=timeout_s,
+                    hedge_after_s=0.3,
+                    probe_every_s=1.0,
+                    recover_after=3,
+                    on_switch=switched,
+                )
+            )
+        self._threads = [
+            threading.Thread(target=_client_loop, args=(c, f"sdk-{i}", self.ledger, rate, self._stop), daemon=True)
+            for i, c in enumerate(self.fleet)
+        ]
+
+    def start(self) -> SdkFleet:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=10)
+        for client in self.fleet:
+            client.close()
+
+    def report(self, fault: str, fault_at: float, restored_at: float) -> dict[str, Any]:
+        """The figures, with ``fault_at`` / ``restored_at`` on time.monotonic()."""
+        return _report(self.ledger, fault, self.clients, self.rate, fault_at, restored_at, self.primary, self.secondary)
+
+
 def run(
     fault: str = "crash",
     clients: int = 4,
@@ -87,37 +149,9 @@ def run(
 
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}: {', '.join(FAULTS)}")
-    ledger = Ledger()
-    stop = threading.Event()
     with OidcIssuer() as issuer, Mesh.start(["aws", "azure"], env=issuer.env(AUDIENCE)) as mesh:
-        tokens = issuer.token_source(AUDIENCE)
         primary, secondary = mesh.cloud("aws"), mesh.cloud("azure")
-        fleet = []
-        for i in range(clients):
-            name = f"sdk-{i}"
-
-            def switched(a: str, b: str, name: str = name) -> None:
-                with ledger.lock:
-                    ledger.switches.append((time.monotonic(), name, a, b))
-
-            fleet.append(
-                FailoverClient(
-                    primary.url,
-                    secondary.url,
-                    authorization=lambda name=name: tokens(name),  # type: ignore[misc]
-                    timeout_s=1.0,
-                    hedge_after_s=0.3,
-                    probe_every_s=1.0,
-                    recover_after=3,
-                    on_switch=switched,
-                )
-            )
-        threads = [
-            threading.Thread(target=_client_loop, args=(c, f"sdk-{i}", ledger, rate, stop), daemon=True)
-            for i, c in enumerate(fleet)
-        ]
-        for thread in threads:
-            thread.start()
+        fleet = SdkFleet(primary.url, secondary.url, issuer.token_source(AUDIENCE), clients, rate).start()
         try:
             time.sleep(warmup_s)
             fault_at = time.monotonic()
@@ -127,12 +161,8 @@ def run(
             {"crash": primary.start, "freeze": primary.thaw, "store-down": primary.start_store}[fault]()
             time.sleep(recover_s)
         finally:
-            stop.set()
-            for thread in threads:
-                thread.join(timeout=10)
-            for client in fleet:
-                client.close()
-    report = _report(ledger, fault, clients, rate, fault_at, restored_at, primary.url, secondary.url)
+            fleet.stop()
+    report = fleet.report(fault, fault_at, restored_at)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return report
