@@ -6,6 +6,7 @@ watches in the cloud's log."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -100,7 +101,8 @@ def test_a_peer_clock_600_s_ahead_is_named_after_one_exchange(mesh: Mesh) -> Non
         timeout=60,
         check=False,
     ).stdout
-    assert text.startswith("east: DEGRADED") and "! west: clock_skew" in text and "clock +60" in text, text
+    assert text.startswith("east: DEGRADED") and "! west: clock_skew" in text, text
+    assert re.search(r"clock \+(599|600|601)s", text), text  # a second may tick between sign and check
     # The metric line the clock-offset alarm watches, in the cloud's own log.
     metrics = [json.loads(line) for line in east.log_tail(400).splitlines() if '"ClockOffsetSeconds"' in line]
     assert any(m["value"] >= 599 and m["Peer"] == "west" for m in metrics), east.log_tail(20)
