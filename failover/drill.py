@@ -42,6 +42,7 @@ from failover.healthcheck import DataPlane
 from failover.loadgen import DnsClientResolver, LoadGenerator, LoadSpec, client_subject
 from failover.proxy import FaultProxy, proxy_address
 from failover.route53_setup import LocalTargets, create, route53_client
+from failover.sdk_drill import SdkFleet
 
 DEFAULT_OUT = REPO_ROOT / ".run" / "drill"
 #: The API identifier the drill's clouds expect in the load's tokens.
@@ -296,6 +297,17 @@ class Drill:
         stack.callback(self._stop_monitor.set)
         self.load.start()
         stack.callback(lambda: self.load.stop(drain_s=5) if self.load else None)
+        # SDK clients beside the DNS-only load: they know both endpoints (overcast_client) and
+        # move by themselves; reported side by side with the DNS clients.
+        sdk = SdkFleet(
+            f"http://{self.primary_target}:{port}",
+            f"http://{secondary.address}:{port}",
+            tokens,
+            clients=2,
+            rate=2.0,
+            timeout_s=1.0,
+        ).start()
+        stack.callback(sdk.stop)
         self.event(
             "load started",
             f"{drill.rate:g} req/s open loop, {drill.write_share:.0%} writes, {drill.clients} clients on channels {self.load.channels[0]}..{self.load.channels[-1]}",
@@ -315,6 +327,7 @@ class Drill:
         self.fault.inject(ctx)
         took = time.monotonic() - began
         t_fault = self.event("fault injected", f"{self.fault.description} (in effect after {took:.1f} s)").t
+        fault_at = began + took
         self._track_pids()
         self._wait_for(lambda: not self.plane_healthy(), t.bound_s * 2 + 10, "health check never went unhealthy")
         self.event("primary unhealthy", "DNS now answers SECONDARY")
@@ -322,6 +335,7 @@ class Drill:
         self._sleep(hold)
         self.event("restoring", f"undo {self.fault.name}")
         self.fault.restore(ctx)
+        restored_at = time.monotonic()
         self._track_pids()
         watcher = threading.Thread(
             target=self._watch_catch_up, args=(primary, secondary, self.now()), name="drill-catch-up", daemon=True
@@ -333,6 +347,7 @@ class Drill:
         self._sleep(settle)
         self._sleep(max(2.0, t.interval_s))  # tail: steady load back on the primary
         self.load.stop(drain_s=drill.client_timeout * (drill.write_attempts + 2) + 5)
+        sdk.stop()
         t_load_end = self.event("load stopped", f"{len(self.load.attempts)} requests recorded").t
 
         watcher.join(timeout=max(30.0, 6 * t.bound_s))
@@ -361,6 +376,7 @@ class Drill:
         monitor.join(timeout=5)
 
         return {
+            "sdk": sdk.report(self.fault.name, fault_at, restored_at),
             "replication": replication,
             "fault": self.fault.name,
             "fault_description": self.fault.description,

@@ -257,6 +257,14 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"  {name:<{width}}  {value:>12}  {limit:<12}  {verdict}")
     if m.get("replication_note"):
         lines.append(f"  note: {m['replication_note']}")
+    sdk = result.get("sdk")
+    if sdk:
+        lines += [
+            "",
+            f"  SDK clients beside the DNS-only ones above (overcast_client: both endpoints known; {sdk['clients']} clients):",
+            f"    failed operations window {_s(sdk['failed_window_s'])}, failed after retries {sdk['failed_after_retries']}"
+            f" of {sdk['operations']}, all moved {_s(sdk['moved_s'])} after the fault, back {_s(sdk['back_s'])} after the restore",
+        ]
     lines.append("")
     lines.append(f"RESULT: {'PASS' if m['passed'] else 'FAIL (' + ', '.join(k for k, v in c.items() if not v) + ')'}")
     files = result.get("files", {})
