@@ -262,7 +262,7 @@ def render(result: dict[str, Any]) -> str:
         lines += [
             "",
             f"  SDK clients beside the DNS-only ones above (overcast_client: both endpoints known; {sdk['clients']} clients):",
-            f"    failed operations window {_s(sdk['failed_window_s'])}, failed after retries {sdk['failed_after_retries']}"
+            f"    failed operations window {sdk['failed_window_s']:.2f} s, failed after retries {sdk['failed_after_retries']}"
             f" of {sdk['operations']}, all moved {_s(sdk['moved_s'])} after the fault, back {_s(sdk['back_s'])} after the restore",
         ]
     lines.append("")

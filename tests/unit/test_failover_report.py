@@ -160,6 +160,17 @@ def test_table_json_and_picture(tmp_path: Path) -> None:
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
 
 
+def test_sdk_clients_are_reported_beside_the_dns_ones() -> None:
+    run = synthetic()
+    assert "SDK clients" not in report.render(run)
+    run["sdk"] = {"clients": 2, "operations": 348, "failed_window_s": 0.022, "failed_after_retries": 0,
+                  "moved_s": 0.395, "back_s": 2.268}  # fmt: skip
+    text = report.render(run)
+    assert "SDK clients beside the DNS-only ones" in text
+    assert "failed operations window 0.02 s, failed after retries 0 of 348" in text
+    assert "all moved 0.4 s after the fault, back 2.3 s after the restore" in text
+
+
 def test_live_helpers() -> None:
     assert parse_resolver("127.0.0.1:5353") == ("127.0.0.1", 5353)
     assert parse_resolver("resolver.example.com") == ("resolver.example.com", 53)
