@@ -3,7 +3,9 @@ project's venv, against moto server, answering curl-style requests on 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,10 +53,19 @@ def offline(moto_server: MotoServer) -> Iterator[ServerProcess]:
         "SLS_NOTIFICATIONS_MODE": "off",
     }
     try:
-        with ServerProcess("sls-offline-aws", argv, port=http_port, env=env, startup_timeout=120) as process:
+        # Ready when this stack's own function answers (an open port alone could be any server's).
+        ready = lambda: _serves_aws_health(http_port)  # noqa: E731
+        with ServerProcess(
+            "sls-offline-aws", argv, port=http_port, env=env, startup_timeout=120, ready=ready
+        ) as process:
             yield process
     finally:
         dynamodb.delete_table(TableName=f"overcast-{stage}-messages")
+
+
+def _serves_aws_health(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+        return response.status == 200 and json.loads(response.read())["served_by"]["provider"] == "aws"
 
 
 def test_sls_offline_serves_the_api_against_a_local_dynamodb(offline: ServerProcess) -> None:
