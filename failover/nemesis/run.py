@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from emulators.base import REPO_ROOT
-from failover.nemesis.checker import CheckReport, check, percentiles
+from failover.nemesis.checker import CheckReport, check, percentiles, read_final, read_history
 from failover.nemesis.link import LinkProxy
 from failover.nemesis.workload import Workload
 from runtime.mesh import Cloud, Mesh
@@ -250,6 +250,42 @@ def run(clouds: Sequence[str], runs: int, seed: int, steps: int, out: Path = OUT
     return summary
 
 
+def recheck(out: Path = OUT) -> dict[str, Any]:
+    """Check every run saved in ``out`` again (its history against its final state), whichever batch
+    wrote it: the evidence over all seeds, judged by one checker. A run's time is its history's span."""
+    results: list[dict[str, Any]] = []
+    histories = sorted(out.glob("history-*.jsonl"), key=lambda p: int(p.stem.removeprefix("history-")))
+    clouds: set[str] = set()
+    for path in histories:
+        seed = int(path.stem.removeprefix("history-"))
+        final_path = out / f"final-{seed}.json"
+        if not final_path.exists():  # a run cut off before its final state: no verdict
+            continue
+        events, final = read_history(path), read_final(final_path)
+        clouds.update(final)
+        report = check(events, final)
+        span = max((e["time"] for e in events), default=0.0)
+        results.append({"seed": seed, "seconds": round(span, 1), **report.to_dict(show=5)})
+    summary = _summary(results, [], sorted(clouds), 0, sum(r["seconds"] for r in results))
+    summary["steps_per_run"] = None  # batches may differ; each history says what it did
+    summary["seeds"] = _seed_ranges([r["seed"] for r in results])
+    (out / "summary-all.json").write_text(json.dumps(summary, indent=2))
+    if results:
+        _picture(results, out / "convergence-all.png")
+    return summary
+
+
+def _seed_ranges(seeds: list[int]) -> str:
+    """``[1, 2, 3, 7]`` → ``"1-3, 7"``."""
+    ranges: list[str] = []
+    for seed in sorted(seeds):
+        if ranges and seed == int(ranges[-1].split("-")[-1]) + 1:
+            ranges[-1] = f"{ranges[-1].split('-')[0]}-{seed}"
+        else:
+            ranges.append(str(seed))
+    return ", ".join(ranges)
+
+
 def _summary(
     results: list[dict[str, Any]], errors: list[dict[str, Any]], clouds: Sequence[str], steps: int, seconds: float
 ) -> dict[str, Any]:
@@ -301,7 +337,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=150, help="operations and nemesis actions per run")
     parser.add_argument("--clouds", nargs="+", default=["aws", "azure"])
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="run no mesh: check every saved history-<seed>.jsonl/final-<seed>.json in --out again with this "
+        "checker, over every batch that wrote there; writes summary-all.json and convergence-all.png",
+    )
     args = parser.parse_args(argv)
+    if args.recheck:
+        summary = recheck(args.out)
+        print(json.dumps({k: v for k, v in summary.items() if k != "results"}, indent=2))
+        return 1 if summary["anomalies"] or not summary["runs"] else 0
     summary = run(args.clouds, args.runs, args.seed, args.steps, args.out)
     print(json.dumps({k: v for k, v in summary.items() if k != "results"}, indent=2))
     return 1 if summary["anomalies"] or summary["runs_not_completed"] else 0

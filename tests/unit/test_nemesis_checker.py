@@ -3,6 +3,7 @@ in-process clouds, where it passes a correct store and catches a store that igno
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -147,3 +148,24 @@ def test_the_harness_catches_a_put_if_newer_that_ignores_versions(seed: int) -> 
     report = check(events, final)
     assert not report.ok
     assert report.kinds() & {"lost", "resurrected", "divergent"}
+
+
+def test_recheck_judges_every_saved_run_again_and_names_the_bad_one(tmp_path: Any) -> None:
+    from failover.nemesis.run import main, recheck
+
+    for seed, store in ((3, InMemoryMessageStore), (4, VersionBlindStore), (5, InMemoryMessageStore)):
+        events, final = SimWorld(("aws", "azure"), store, seed).workload(seed, 250).run()
+        history = History()
+        history.events = list(events)
+        history.write(tmp_path / f"history-{seed}.jsonl")
+        (tmp_path / f"final-{seed}.json").write_text(json.dumps({"clouds": final}))
+    (tmp_path / "history-9.jsonl").write_text("")  # cut off before its final state: no verdict, skipped
+
+    summary = recheck(tmp_path)
+
+    assert summary["runs"] == 3 and summary["seeds"] == "3-5"
+    assert [r["seed"] for r in summary["results"] if not r["ok"]] == [4]
+    assert summary["runs_with_anomalies"] == 1 and summary["anomalies"] > 0
+    assert json.loads((tmp_path / "summary-all.json").read_text())["runs"] == 3
+    assert (tmp_path / "convergence-all.png").stat().st_size > 0
+    assert main(["--recheck", "--out", str(tmp_path)]) == 1  # an anomaly anywhere fails the command
