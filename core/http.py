@@ -49,6 +49,16 @@ class Request:
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
+    def with_request_id(self, request_id: str) -> Request:
+        """A copy carrying ``request_id``: the other fields were checked when this one was built,
+        so they are not walked again (``dataclasses.replace`` would, on every request)."""
+        if not isinstance(request_id, str):
+            raise ValidationError("the request id must be a string", code="invalid_event")
+        copy = object.__new__(Request)
+        copy.__dict__.update(self.__dict__)
+        object.__setattr__(copy, "request_id", request_id)
+        return copy
+
     def json(self) -> Any:
         return parse_json(self.body)
 
@@ -73,12 +83,14 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ValidationError("request body is not UTF-8 JSON", code="invalid_json") from None
-    depth = deepest = 0
-    for bracket in _JSON_BRACKET_RE.findall(_JSON_STRING_RE.sub("", text)):
-        depth += 1 if bracket in "[{" else -1
-        deepest = max(deepest, depth)
-    if deepest > max_depth:
-        raise ValidationError(f"JSON nested deeper than {max_depth} levels", code="json_too_deep")
+    # Nesting cannot exceed the number of opening brackets: count them before scanning.
+    if text.count("[") + text.count("{") > max_depth:
+        depth = deepest = 0
+        for bracket in _JSON_BRACKET_RE.findall(_JSON_STRING_RE.sub("", text)):
+            depth += 1 if bracket in "[{" else -1
+            deepest = max(deepest, depth)
+        if deepest > max_depth:
+            raise ValidationError(f"JSON nested deeper than {max_depth} levels", code="json_too_deep")
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except ValidationError:
@@ -86,7 +98,8 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, and ints over 4300 digits
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise ValidationError(f"request body is not valid JSON{where}", code="invalid_json") from None
-    if not _well_formed(value):
+    # Text decoded as strict UTF-8 holds no surrogate: only a JSON \u escape can make one.
+    if "\\u" in text and not _well_formed(value):
         raise ValidationError("request body holds a lone surrogate (not valid Unicode)", code="invalid_unicode")
     return value
 
@@ -116,15 +129,21 @@ def _well_formed(value: Any) -> bool:
     return True
 
 
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once, not per response
+
+
 @dataclass
 class Response:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    #: Fields the route adds to the request's access log line (what it created, say), so one
+    #: line per request says everything.
+    log_fields: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
-        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        text = _COMPACT_JSON.encode(payload)
         try:
             body = text.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate from old data: escape it rather than fail
