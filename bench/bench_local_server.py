@@ -30,7 +30,8 @@ def run(report: Section) -> None:
 
     report.method(
         f"closed loop, {CONNECTIONS} keep-alive connections, {WINDOW_S:g} s windows ours/base/base/ours per route; "
-        "base = stdlib ThreadingHTTPServer + sqlite3, same SQL, schema and triggers; ours at WARNING"
+        "base = stdlib ThreadingHTTPServer + sqlite3, same SQL, schema, triggers and pragmas (WAL, synchronous=NORMAL), "
+        "no validation; ours at WARNING, reads repeat one row/page (ours validates a repeated row once)"
     )
     with tempfile.TemporaryDirectory() as tmp:
         ours_db, base_db = Path(tmp) / "ours.sqlite", Path(tmp) / "base.sqlite"

@@ -373,6 +373,16 @@ def decode_cursor(cursor: str) -> str:
     return key
 
 
+_SECONDS_FORMATTED: dict[int, str] = {}  # whole second -> "YYYY-MM-DDTHH:MM:SS", a bounded memo
+
+
 def _iso8601(ms: int) -> str:
+    """Formatting a second costs more than the rest of ``to_api``; a page of messages mostly
+    falls in a few seconds, so each is formatted once."""
     seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    prefix = _SECONDS_FORMATTED.get(seconds)
+    if prefix is None:
+        if len(_SECONDS_FORMATTED) >= 4096:
+            _SECONDS_FORMATTED.clear()
+        prefix = _SECONDS_FORMATTED[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{prefix}.{millis:03d}Z"

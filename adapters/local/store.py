@@ -1,5 +1,12 @@
 """SqliteMessageStore: the embedded store. WAL mode for concurrent readers; conditional writes in
-one statement (``INSERT ... ON CONFLICT DO UPDATE ... WHERE``), which SQLite runs atomically."""
+one statement (``INSERT ... ON CONFLICT DO UPDATE ... WHERE``), which SQLite runs atomically.
+
+Two things keep a threaded server's requests cheap without changing what is stored or checked:
+the threads of one store take turns at writing on a lock (SQLite lets one writer in at a time; a
+second writer would otherwise back off in the busy handler's sleeps of 1 ms and more), and the
+Messages built from rows are kept by the whole row, so a row read again — the newest page of a
+channel, read by every client — is validated once, not on every read.
+"""
 
 from __future__ import annotations
 
@@ -76,6 +83,11 @@ END;
 _COLUMNS = "channel, id, author, text, created_ms, sort_key, version, deleted, request_digest"
 _WRITE_COLUMNS = _COLUMNS + ", leaf, entry_hash"
 _PLACEHOLDERS = ", ".join(f":{c.strip()}" for c in _WRITE_COLUMNS.split(","))
+_COLUMN_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
+#: Rows whose Messages are kept, and the longest author + text of a kept one (a bound on memory:
+#: at most about 1024 x 4096 characters).
+DECODED_ROWS = 1024
+DECODED_MAX_CHARS = 4096
 
 
 class SqliteMessageStore(MessageStore):
@@ -88,6 +100,8 @@ class SqliteMessageStore(MessageStore):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # one writer at a time among this store's threads
+        self._decoded = _DecodedRows(DECODED_ROWS, DECODED_MAX_CHARS)
         if self.path == ":memory:":  # each thread's connection would see its own empty database
             raise ConfigurationError("SqliteMessageStore needs a file path; use a temporary file for tests")
         parent = Path(self.path).parent
@@ -109,7 +123,6 @@ class SqliteMessageStore(MessageStore):
                 db.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
                 raise ConfigurationError(f"cannot open SQLite database {self.path}: {exc}") from exc
-            db.row_factory = sqlite3.Row
             self._local.db = db
             with self._lock:
                 self._all.append(db)
@@ -124,21 +137,23 @@ class SqliteMessageStore(MessageStore):
             raise Unavailable(f"SQLite: {exc}", retry_after=1) from exc
 
     def _create(self, message: Message) -> None:
-        with self._tx() as db:
+        row = _row(message)
+        with self._tx() as db, self._write_lock:
             try:
-                db.execute(f"INSERT INTO messages ({_WRITE_COLUMNS}) VALUES ({_PLACEHOLDERS})", _row(message))
+                db.execute(f"INSERT INTO messages ({_WRITE_COLUMNS}) VALUES ({_PLACEHOLDERS})", row)
             except sqlite3.IntegrityError as exc:
                 raise AlreadyExists(f"message {message.channel}/{message.id} exists") from exc
 
     def _put_if_newer(self, message: Message) -> bool:
-        with self._tx() as db:
+        row = _row(message)
+        with self._tx() as db, self._write_lock:
             cursor = db.execute(
                 f"INSERT INTO messages ({_WRITE_COLUMNS}) VALUES ({_PLACEHOLDERS}) "
                 "ON CONFLICT (channel, id) DO UPDATE SET author=excluded.author, text=excluded.text, "
                 "created_ms=excluded.created_ms, sort_key=excluded.sort_key, version=excluded.version, "
                 "deleted=excluded.deleted, request_digest=excluded.request_digest, entry_hash=excluded.entry_hash "
                 "WHERE excluded.version > messages.version",
-                _row(message),
+                row,
             )
             return cursor.rowcount == 1
 
@@ -147,7 +162,7 @@ class SqliteMessageStore(MessageStore):
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE channel = ? AND id = ?", (channel, message_id)
             ).fetchone()
-        return _message(row) if row else None
+        return self._decoded.message(row) if row else None
 
     def _scan_newest_first(self, channel: str, before: str | None, page_hint: int) -> Iterator[Message]:
         batch = max(page_hint, 10)
@@ -164,17 +179,17 @@ class SqliteMessageStore(MessageStore):
                         f"SELECT {_COLUMNS} FROM messages WHERE channel = ? AND sort_key < ? ORDER BY sort_key DESC LIMIT ?",
                         (channel, bound, batch),
                     ).fetchall()
-            yield from (_message(row) for row in rows)
+            yield from map(self._decoded.message, rows)
             if len(rows) < batch:
                 return
-            bound = rows[-1]["sort_key"]
+            bound = rows[-1][5]  # sort_key
 
     def _changes_since(self, since: str | None, limit: int) -> list[Message]:
         with self._tx() as db:
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE version > ? ORDER BY version LIMIT ?", (since or "", limit)
             ).fetchall()
-        return [_message(row) for row in rows]
+        return [_message(row) for row in rows]  # scans of the whole store: not kept
 
     def _tree_digests(self, depth: int, start: int, stop: int, since: str | None) -> dict[int, Digest]:
         if since is not None:  # a window: the maintained digests cover everything, so scan it
@@ -266,7 +281,31 @@ def _add_digest_tree(db: sqlite3.Connection) -> None:
     db.executescript(_DIGEST_SCHEMA)
 
 
-def _message(row: sqlite3.Row) -> Message:
-    record = dict(row)
+def _message(row: tuple[Any, ...]) -> Message:
+    record = dict(zip(_COLUMN_NAMES, row, strict=True))
     record["deleted"] = bool(record["deleted"])  # SQLite has no boolean type: stored as 0/1
     return Message.from_record(record)
+
+
+class _DecodedRows:
+    """Messages built (and so validated) from rows, kept by the whole row: a row equal in every
+    column to one seen before gives the same Message, so it is not parsed and checked again. A
+    row that changed in any column is another key, built afresh. Bounded: the oldest kept row
+    goes first, and a row with a long author or text is not kept."""
+
+    def __init__(self, max_rows: int, max_chars: int) -> None:
+        self.max_rows = max_rows
+        self.max_chars = max_chars
+        self._messages: dict[tuple[Any, ...], Message] = {}
+        self._lock = threading.Lock()  # writers; a lookup is one dict read, atomic
+
+    def message(self, row: tuple[Any, ...]) -> Message:
+        message = self._messages.get(row)
+        if message is None:
+            message = _message(row)
+            if len(message.author) + len(message.text) <= self.max_chars:
+                with self._lock:
+                    if len(self._messages) >= self.max_rows:
+                        del self._messages[next(iter(self._messages))]
+                    self._messages[row] = message
+        return message

@@ -216,3 +216,39 @@ def test_responses_still_conform_over_keep_alive(server: LocalHttpServer) -> Non
             assert_response_conforms("POST", MESSAGES, response.status, headers, body)
     finally:
         connection.close()
+
+
+@pytest.mark.parametrize(
+    "header_line",
+    [b"NoColonHere", b"Bad Name: v", b"X-Name : v", b" folded-continuation"],
+)
+def test_a_malformed_header_line_is_a_json_400(server: LocalHttpServer, header_line: bytes) -> None:
+    request = b"GET /health HTTP/1.1\r\nHost: x\r\n" + header_line + b"\r\n\r\n"
+    status, headers, body = raw(server, request)
+    assert status == 400 and json_error(status, headers, body) == "invalid_request"
+    assert headers.get("connection") == "close"
+
+
+def test_expect_100_continue_is_answered_once_the_length_is_checked(
+    server: LocalHttpServer, overcast: Overcast
+) -> None:
+    host, port = server.server_address[:2]
+    body = b'{"author":"ada","text":"after continue"}'
+    head = (
+        f"POST {MESSAGES} HTTP/1.1\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(head.encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 201 ") and store_count(overcast) == 1
+    too_big = f"POST {MESSAGES} HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 999999999\r\n\r\n".encode()
+    assert raw(server, too_big)[0] == 413  # refused without inviting the body
+
+
+def test_http_1_0_closes_unless_asked_to_keep_alive(server: LocalHttpServer) -> None:
+    status, headers, _ = raw(server, b"GET /health HTTP/1.0\r\n\r\n")
+    assert status == 200 and headers.get("connection") == "close"
