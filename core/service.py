@@ -177,7 +177,13 @@ class MessageService:
         validate_record_text(name, value, max_chars)
         if not value.strip():
             raise ValidationError(f"{name} must not be blank", code="invalid_field")
-        if single_line and any(unicodedata.category(c) in _SINGLE_LINE_FORBIDDEN for c in value):
+        # isprintable() is False for every Cc, Zl and Zp character (and some others): only then
+        # is the per-character look-up needed.
+        if (
+            single_line
+            and not value.isprintable()
+            and any(unicodedata.category(c) in _SINGLE_LINE_FORBIDDEN for c in value)
+        ):
             raise ValidationError(f"{name} must not contain control characters or line breaks", code="invalid_field")
         return value
 
