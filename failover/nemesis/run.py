@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import json
 import random
+import signal
 import sys
 import time
 import urllib.request
@@ -219,19 +220,41 @@ def run_once(
     return report
 
 
-def run(clouds: Sequence[str], runs: int, seed: int, steps: int, out: Path = OUT) -> dict[str, Any]:
-    from emulators.oidc import OidcIssuer
-
+def run(
+    clouds: Sequence[str], runs: int, seed: int, steps: int, out: Path = OUT, mesh_runs: int = 10
+) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
+    seeds = [seed + index for index in range(runs)]
+    # A fresh mesh every ``mesh_runs`` runs: the heal's full pass reads the whole of each store,
+    # and on moto every query page of the version index walks the whole table, so the tree route
+    # of a mesh that has served many runs stops answering within the 5 s replication timeout.
+    for group in (seeds[i : i + mesh_runs] for i in range(0, len(seeds), mesh_runs)):
+        _run_group(clouds, group, steps, out, results, errors, started)
+    summary = _summary(results, errors, clouds, steps, time.monotonic() - started)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _run_group(
+    clouds: Sequence[str],
+    seeds: Sequence[int],
+    steps: int,
+    out: Path,
+    results: list[dict[str, Any]],
+    errors: list[dict[str, Any]],
+    started: float,
+) -> None:
+    """The runs of ``seeds`` on one mesh, appending to ``results`` / ``errors``."""
+    from emulators.oidc import OidcIssuer
+
     with OidcIssuer() as issuer, NemesisMesh.start(list(clouds), env=issuer.env(AUDIENCE)) as started_mesh:
         assert isinstance(started_mesh, NemesisMesh)
         mesh = started_mesh
         tokens = issuer.token_source(AUDIENCE)
-        for index in range(runs):
-            run_seed = seed + index
+        for run_seed in seeds:
             t0 = time.monotonic()
             try:
                 report = run_once(mesh, run_seed, steps, tokens, out)
@@ -245,9 +268,6 @@ def run(clouds: Sequence[str], runs: int, seed: int, steps: int, out: Path = OUT
             summary = _summary(results, errors, clouds, steps, time.monotonic() - started)
             (out / "summary.json").write_text(json.dumps(summary, indent=2))  # after every run: nothing lost
             _picture(results, out / "convergence.png")
-    summary = _summary(results, errors, clouds, steps, time.monotonic() - started)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
 
 
 def recheck(out: Path = OUT) -> dict[str, Any]:
@@ -330,6 +350,10 @@ def _picture(results: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m failover.nemesis", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1)
@@ -337,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=150, help="operations and nemesis actions per run")
     parser.add_argument("--clouds", nargs="+", default=["aws", "azure"])
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--mesh-runs", type=int, default=10, help="runs per mesh before a fresh one (default 10)")
     parser.add_argument(
         "--recheck",
         action="store_true",
@@ -348,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = recheck(args.out)
         print(json.dumps({k: v for k, v in summary.items() if k != "results"}, indent=2))
         return 1 if summary["anomalies"] or not summary["runs"] else 0
-    summary = run(args.clouds, args.runs, args.seed, args.steps, args.out)
+    signal.signal(signal.SIGTERM, _interrupt)  # stopped by a supervisor: tear the mesh down as on Ctrl-C
+    summary = run(args.clouds, args.runs, args.seed, args.steps, args.out, max(1, args.mesh_runs))
     print(json.dumps({k: v for k, v in summary.items() if k != "results"}, indent=2))
     return 1 if summary["anomalies"] or summary["runs_not_completed"] else 0
 
