@@ -93,6 +93,7 @@ class Window:
     errors: int = 0
     achieved_rate: float = 0.0
     p50: float = math.nan
+    p50_open: bool = False  # more than half never arrived within the drain: p50 is a lower bound
     p99: float = math.nan
     p99_open: bool = False  # some records never arrived within the drain: p99 is a lower bound
     max: float = math.nan
@@ -193,13 +194,14 @@ def measure(
         writes = len(acked)
     # Records never read count as +inf: the p99 is then a lower bound when they are past the 1%.
     ranked = lags + [math.inf] * missing
-    p99 = percentile(ranked, 99)
+    p50, p99 = percentile(ranked, 50), percentile(ranked, 99)
     return Window(
         rate=rate,
         writes=writes,
         errors=errors,
         achieved_rate=round(total / elapsed, 1),
-        p50=percentile(ranked, 50),
+        p50=p50 if math.isfinite(p50) else (lags[-1] if lags else math.nan),
+        p50_open=not math.isfinite(p50),
         p99=p99 if math.isfinite(p99) else (lags[-1] if lags else math.nan),
         p99_open=not math.isfinite(p99),
         max=lags[-1] if lags else math.nan,
@@ -355,7 +357,7 @@ def _ms(value: float, open_: bool = False) -> str:
 def _line(w: Window) -> str:
     cpu = ", ".join(f"{k} {v:.0%}" for k, v in sorted(w.cpu.items(), key=lambda kv: -kv[1]))
     return (
-        f"p50 {_ms(w.p50)} ms, p99 {_ms(w.p99, w.p99_open)} ms, unread {w.unread}/{w.writes}"
+        f"p50 {_ms(w.p50, w.p50_open)} ms, p99 {_ms(w.p99, w.p99_open)} ms, unread {w.unread}/{w.writes}"
         f" (sent {w.achieved_rate:g}/s; {w.errors} write errors); CPU of one core: {cpu}"
     )
 
@@ -372,7 +374,9 @@ def run(report: Section) -> None:
     for (source, target), windows in results.items():
         name = f"{source} → {target}"
         for w in windows:
-            row = f"   {name:<15}{w.rate:>7g}{w.achieved_rate:>8g}{_ms(w.p50):>9}{_ms(w.p99, w.p99_open):>10}"
+            row = (
+                f"   {name:<15}{w.rate:>7g}{w.achieved_rate:>8g}{_ms(w.p50, w.p50_open):>9}{_ms(w.p99, w.p99_open):>10}"
+            )
             print(f"{row}{f'{w.unread}/{w.writes}':>13}", flush=True)
     for (source, target), windows in results.items():
         name = f"{source} → {target}"
