@@ -89,9 +89,22 @@ def test_fast_drill(fault: str, tmp_path: Path) -> None:
     assert set(served) == {report["clouds"]["primary"]["name"], report["clouds"]["secondary"]["name"]}
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """The drill as a user runs it in the foreground, where Ctrl-C delivers SIGINT. A test run
+    started as a background job (``cmd &`` in a non-interactive shell) inherits SIGINT ignored,
+    and Python then never turns it into KeyboardInterrupt: the signal this test sends would be
+    lost and the drill would simply run to its end."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        drill_argv("freeze", tmp_path), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        drill_argv("freeze", tmp_path),
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     pids_file = tmp_path / "processes.json"
     output = ""
