@@ -24,14 +24,13 @@ key) → ConfigurationError, 429 → Unavailable with the service's ``x-ms-retry
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from itertools import islice
 from typing import Any, NoReturn
 
-import requests
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError
-from azure.core.pipeline.transport import RequestsTransport
 from azure.cosmos import ContainerProxy, CosmosClient, PartitionKey
 from azure.cosmos import exceptions as cosmos_errors
 
@@ -238,24 +237,33 @@ def _retry_after_s(headers: Mapping[str, Any] | None) -> float:
 POOL_CONNECTIONS = 32
 
 
-class PooledRequestsTransport(RequestsTransport):
+@functools.cache
+def pooled_transport_class() -> type:
     """azure-core's requests transport with a connection pool of ``pool_size`` per host
-    (otherwise exactly its own session set-up: the same adapter type, retries left to the SDK)."""
+    (otherwise exactly its own session set-up: the same adapter type, retries left to the SDK).
+    Defined on first use: requests and the transport then load when the first client is built,
+    as the SDK would load them anyway, and importing the handler (a cold start's first step)
+    stays without them."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
 
-    def __init__(self, pool_size: int = POOL_CONNECTIONS, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.pool_size = pool_size
+    class PooledRequestsTransport(RequestsTransport):
+        def __init__(self, pool_size: int = POOL_CONNECTIONS, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.pool_size = pool_size
 
-    def _init_session(self, session: requests.Session) -> None:
-        super()._init_session(session)
-        for prefix in ("http://", "https://"):
-            default = session.get_adapter(prefix)
-            if not isinstance(default, requests.adapters.HTTPAdapter):
-                continue
-            adapter = type(default)(
-                max_retries=default.max_retries, pool_connections=self.pool_size, pool_maxsize=self.pool_size
-            )
-            session.mount(prefix, adapter)
+        def _init_session(self, session: requests.Session) -> None:
+            super()._init_session(session)
+            for prefix in ("http://", "https://"):
+                default = session.get_adapter(prefix)
+                if not isinstance(default, requests.adapters.HTTPAdapter):
+                    continue
+                adapter = type(default)(
+                    max_retries=default.max_retries, pool_connections=self.pool_size, pool_maxsize=self.pool_size
+                )
+                session.mount(prefix, adapter)
+
+    return PooledRequestsTransport
 
 
 def cosmos_client(
@@ -274,7 +282,8 @@ def cosmos_client(
 
     Building the client reads the account (its regions), so an unreachable or refusing account
     fails here, translated like any other call."""
-    client_options.setdefault("transport", PooledRequestsTransport(pool_size))
+    if "transport" not in client_options:
+        client_options["transport"] = pooled_transport_class()(pool_size)
     try:
         return CosmosClient(
             endpoint,

@@ -8,11 +8,11 @@ import pytest
 import requests
 
 from adapters.azure import store as cosmos_store
-from adapters.azure.store import POOL_CONNECTIONS, PooledRequestsTransport
+from adapters.azure.store import POOL_CONNECTIONS, pooled_transport_class
 
 
 def test_the_transport_pools_as_many_connections_as_asked() -> None:
-    transport = PooledRequestsTransport(pool_size=24)
+    transport = pooled_transport_class()(pool_size=24)
     transport.open()
     try:
         assert transport.session is not None
@@ -30,5 +30,5 @@ def test_cosmos_client_gets_the_pooled_transport(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(cosmos_store, "CosmosClient", lambda endpoint, **kwargs: built.update(kwargs) or object())
     cosmos_store.cosmos_client("https://account.documents.example:443/", "a2V5")
     transport = built["transport"]
-    assert isinstance(transport, PooledRequestsTransport) and transport.pool_size == POOL_CONNECTIONS
+    assert isinstance(transport, pooled_transport_class()) and transport.pool_size == POOL_CONNECTIONS
     assert POOL_CONNECTIONS > 10  # more than requests' default, which the worker's threads outnumber
