@@ -604,6 +604,10 @@ class _Repairs:
             applied = apply_batch(self.service, parse_fetch_answer(answer))
             self.result.pulled += applied.applied
             self.result.pull_ignored += applied.ignored
+            if applied.ignored and self.store.maintains_digests:
+                # The trees differed, yet the store already held what was pulled: the kept digests
+                # may have missed a change (a feed record lost), so re-derive these keys'.
+                self.store.reindex(keys)
         else:
             held = [m for m in (self.store.get(channel, message_id) for channel, message_id in keys) if m is not None]
             _push(self.replicator, self.peer, held, self.result)

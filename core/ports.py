@@ -97,6 +97,17 @@ class MessageStore(ABC):
             raise ValidationError("limit out of range", code="invalid_limit")
         return self._tree_entries(start, stop, after, limit, since)
 
+    def note_changes(self, messages: builtins.list[Message]) -> None:  # noqa: B027 - optional hook
+        """Records this store's own change feed delivered (handlers.kit calls it with each batch,
+        after forwarding it). A store that keeps derived state from its feed (DynamoDB's digest
+        tree, adapters/aws/digests.py) brings it up to date here; it must be idempotent, as feeds
+        deliver at least once. Default: nothing to keep."""
+
+    def reindex(self, keys: builtins.list[tuple[str, str]]) -> None:  # noqa: B027 - optional hook
+        """Re-derive kept digests for these ``(channel, id)`` keys from the records themselves:
+        anti-entropy calls it for keys the trees said differed but whose pull changed nothing, so a
+        feed record that never arrived cannot hide a difference forever. Default: nothing kept."""
+
     def ping(self) -> None:
         """A real round trip to the backing service; raises Unavailable if it does not answer."""
         self._ping()

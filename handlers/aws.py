@@ -50,7 +50,9 @@ def build(environ: Mapping[str, str] | None = None) -> Overcast:
         env.setdefault("OVERCAST_REGION", env["AWS_REGION"])
     settings = Settings.from_env(env, secrets=SecretsManagerSecretStore.from_env(env))
     client = make_client(env.get("AWS_REGION") or None, env.get("OVERCAST_DYNAMODB_ENDPOINT") or None)
-    store = DynamoDBMessageStore(client, env.get("OVERCAST_DYNAMODB_TABLE", ""))
+    store = DynamoDBMessageStore(
+        client, env.get("OVERCAST_DYNAMODB_TABLE", ""), digests=env.get("OVERCAST_DYNAMODB_DIGESTS") or "scan"
+    )
     # Metrics as CloudWatch embedded metric format (core/metrics.py).
     return bootstrap(
         settings, store, UrllibPeerTransport(), authorizer=authorizer_for(settings.auth), metrics_format="emf"

@@ -150,6 +150,7 @@ def deliver_changes(
             pending.append((record.ident, message))
     if pending:
         _forward(logger, app, pending, report)
+        _note(logger, app, pending, report)
     order = {r.ident: i for i, r in enumerate(records)}
     report.undelivered.sort(key=order.__getitem__)
     if report.undelivered:
@@ -186,6 +187,23 @@ def _forward(
             report.poison.append(ident)
         else:
             report.delivered.append(ident)
+
+
+def _note(
+    logger: logging.Logger, app: Callable[[], Overcast], pending: list[tuple[str, Message]], report: DeliveryReport
+) -> None:
+    """Hand the batch to the store's own bookkeeping (``MessageStore.note_changes``: DynamoDB keeps
+    its digest tree from it), after forwarding, so it never delays replication. If it fails, the
+    records come back undelivered: the retry forwards them again (a no-op at the peers) and notes
+    them again (idempotent)."""
+    try:
+        app().store.note_changes([message for _, message in pending])
+    except Exception as exc:
+        log(logger, logging.WARNING, "change batch not noted by the store", error=_describe(exc))
+        retried = set(report.undelivered)
+        report.undelivered += [ident for ident, _ in pending if ident not in retried]
+        report.delivered = []  # every delivered record was pending: each now comes back
+        report.errors.append(_describe(exc))
 
 
 def _key(message: Message) -> tuple[str, str, str]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from adapters.aws.table import item_to_message
+from adapters.aws.table import is_tree_key, item_to_message
 from adapters.protocols import ChangeRecord, from_delivery, messages_of
 from core.errors import ValidationError
 from core.http import Request, Response
@@ -287,7 +287,14 @@ def to_changes(event: Mapping[str, Any]) -> list[ChangeRecord]:
     """A DynamoDB Streams batch → one record per stream record, named by its sequence number. A
     REMOVE is a hard delete, which this app never makes (deletes are tombstones): nothing to send."""
     batch = DynamoDBStreamEvent(event if isinstance(event, Mapping) else {})
-    return [ChangeRecord(record.sequence_number, _reader(record)) for record in batch.records]
+    return [ChangeRecord(record.sequence_number, _reader(record)) for record in batch.records if not _is_tree(record)]
+
+
+def _is_tree(record: DynamoDBStreamRecord) -> bool:
+    """A write of the kept digest tree (adapters/aws/digests.py), which shares the table and so
+    the stream: bookkeeping, not a change to replicate or to note (acknowledged by leaving it out)."""
+    pk = record.keys.get("pk") if isinstance(record.keys, Mapping) else None
+    return isinstance(pk, Mapping) and isinstance(pk.get("S"), str) and is_tree_key(pk["S"])
 
 
 def to_messages(event: Mapping[str, Any]) -> list[Message]:

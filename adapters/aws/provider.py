@@ -28,8 +28,9 @@ SPEC = ProviderSpec(
 
 
 def open_store(target: str, query: Mapping[str, str]) -> MessageStore:
-    """``dynamodb://TABLE?region=eu-west-1[&endpoint=http://127.0.0.1:8000]``: credentials come
-    from the SDK's usual chain; a loopback endpoint is a local emulator (any credentials)."""
+    """``dynamodb://TABLE?region=eu-west-1[&endpoint=http://127.0.0.1:8000][&digests=kept]``:
+    credentials come from the SDK's usual chain; a loopback endpoint is a local emulator (any
+    credentials); ``digests`` as OVERCAST_DYNAMODB_DIGESTS (adapters/aws/store.py)."""
     from adapters.aws.store import DynamoDBMessageStore, make_client
 
     table = target.strip("/")
@@ -38,4 +39,5 @@ def open_store(target: str, query: Mapping[str, str]) -> MessageStore:
     extra: dict[str, str] = {}
     if endpoint and is_loopback(endpoint):  # a local emulator accepts any credentials
         extra = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    return DynamoDBMessageStore(make_client(region, endpoint, **extra), table)
+    digests = query.get("digests") or os.environ.get("OVERCAST_DYNAMODB_DIGESTS") or "scan"
+    return DynamoDBMessageStore(make_client(region, endpoint, **extra), table, digests=digests)

@@ -3,6 +3,10 @@
 Every operation is one native DynamoDB call: conditional PutItem for create and put_if_newer,
 consistent GetItem, Query on the listing LSI, Query per shard on the version GSI. Every botocore
 exception is translated here, at the boundary, into core's error taxonomy.
+
+With ``digests="kept"`` the anti-entropy digest tree lives in the table too (adapters/aws/digests.py),
+kept by the stream consumer through ``note_changes``; with ``"scan"`` (no consumer keeps it) a
+full pass computes it by scanning the version index, as every window pass does.
 """
 
 from __future__ import annotations
@@ -17,10 +21,15 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
 
+from adapters.aws.digests import KeptTree, TreeConflict
 from adapters.aws.table import LISTING_INDEX, VERSION_INDEX, VERSION_SHARDS, item_to_message, message_to_item
+from core.digest import Digest, Entry, Position
 from core.errors import AlreadyExists, ConfigurationError, OvercastError, Unavailable
 from core.model import Message
 from core.ports import MessageStore
+
+#: How a full anti-entropy pass gets the store's digest tree (OVERCAST_DYNAMODB_DIGESTS).
+DIGEST_MODES = ("scan", "kept")
 
 #: Timeouts sized for Route 53: /health/deep must answer within 2 s, so one store call may take
 #: ~1 s to connect and ~2 s to read, and botocore's standard retry mode (jittered backoff,
@@ -77,12 +86,20 @@ def make_client(region: str | None = None, endpoint_url: str | None = None, **kw
 class DynamoDBMessageStore(MessageStore):
     kind = "dynamodb"
 
-    def __init__(self, client: Any, table: str) -> None:
-        """``client`` is a prebuilt ``boto3.client("dynamodb")`` (see ``make_client``)."""
+    def __init__(self, client: Any, table: str, *, digests: str = "scan") -> None:
+        """``client`` is a prebuilt ``boto3.client("dynamodb")`` (see ``make_client``);
+        ``digests`` is "kept" when the table's stream consumer keeps the digest tree."""
         if not table:
             raise ConfigurationError("DynamoDB table name is empty (set OVERCAST_DYNAMODB_TABLE)")
+        if digests not in DIGEST_MODES:
+            raise ConfigurationError(
+                f"DynamoDB digests must be one of {', '.join(DIGEST_MODES)}, not {digests!r} "
+                "(OVERCAST_DYNAMODB_DIGESTS)"
+            )
         self.client = client
         self.table = table
+        self.maintains_digests = digests == "kept"
+        self.tree = KeptTree(client, table, self)
 
     # -- MessageStore steps ---------------------------------------------------------------------
 
@@ -159,6 +176,32 @@ class DynamoDBMessageStore(MessageStore):
         with self._translated():
             self.client.get_item(TableName=self.table, Key=_PING_KEY, ProjectionExpression="pk")
 
+    # -- the kept digest tree (adapters/aws/digests.py) --------------------------------------------
+
+    def _tree_digests(self, depth: int, start: int, stop: int, since: str | None) -> dict[int, Digest]:
+        if since is not None or not self.maintains_digests:  # a window: scan it
+            return super()._tree_digests(depth, start, stop, since)
+        with self._translated():
+            return self.tree.digests(depth, start, stop)
+
+    def _tree_entries(
+        self, start: int, stop: int, after: Position | None, limit: int, since: str | None
+    ) -> list[Entry]:
+        if since is not None or not self.maintains_digests:
+            return super()._tree_entries(start, stop, after, limit, since)
+        with self._translated():
+            return self.tree.entries(start, stop, after, limit)
+
+    def note_changes(self, messages: list[Message]) -> None:
+        if self.maintains_digests:
+            with self._translated():
+                self.tree.apply(messages)
+
+    def reindex(self, keys: list[tuple[str, str]]) -> None:
+        if self.maintains_digests:
+            held = [m for m in (self._get(channel, message_id) for channel, message_id in keys) if m is not None]
+            self.note_changes(held)
+
     # -- helpers --------------------------------------------------------------------------------
 
     def _shard_changes(self, shard: int, since: str | None, page: int) -> Iterator[Message]:
@@ -196,6 +239,8 @@ class DynamoDBMessageStore(MessageStore):
             yield
         except (ClientError, BotoCoreError) as exc:
             raise self._translate(exc) from exc
+        except TreeConflict as exc:
+            raise Unavailable(f"DynamoDB table {self.table!r}: {exc}", retry_after=1, code="store_contention") from exc
 
     def _translate(self, exc: Exception) -> OvercastError:
         """botocore exception → core error. Callers ``raise ... from exc``."""

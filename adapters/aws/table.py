@@ -35,6 +35,15 @@ LISTING_INDEX = "by_sort_key"
 VERSION_INDEX = "by_version"
 #: Fixed at table design time: items carry their shard, so changing it needs a backfill.
 VERSION_SHARDS = 4
+#: Partition keys of the kept digest tree's items (adapters/aws/digests.py); never a channel's,
+#: since channels start [a-z0-9].
+TREE_PREFIX = "_tree#"
+
+
+def is_tree_key(pk: str) -> bool:
+    """Whether a partition key is one of the digest tree's (the stream consumer skips them)."""
+    return pk.startswith(TREE_PREFIX)
+
 
 TABLE_PROPERTIES: dict[str, Any] = {
     "BillingMode": "PAY_PER_REQUEST",

@@ -197,6 +197,39 @@ def test_stream_with_unreachable_peer_fails_the_records(
     ]
 
 
+def test_stream_batch_is_noted_in_the_kept_digest_tree(
+    lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, peer_receiver: PeerReceiver
+) -> None:
+    from adapters.aws.table import item_to_message
+    from core.digest import LEAVES, key_leaf
+
+    monkeypatch.setenv("OVERCAST_DYNAMODB_DIGESTS", "kept")
+    handler.reset()
+    event = load_event("aws", "dynamodb_stream_batch")
+    assert handler.changes(event, context()) == {"batchItemFailures": []}
+    assert handler.changes(event, context()) == {"batchItemFailures": []}  # a re-delivery: no change
+    images = [r["dynamodb"]["NewImage"] for r in event["Records"] if r["eventName"] != "REMOVE"]
+    latest: dict[tuple[str, str], str] = {}
+    for m in map(item_to_message, images):  # every record, whichever cloud it came from
+        latest[(m.channel, m.id)] = max(latest.get((m.channel, m.id), ""), str(m.version))
+    store = handler.overcast().store
+    assert store.tree_entries(0, LEAVES, None, 100) == sorted((key_leaf(c, i), c, i, v) for (c, i), v in latest.items())
+
+
+def test_stream_records_come_back_when_the_tree_cannot_be_kept(
+    lambda_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, peer_receiver: PeerReceiver
+) -> None:
+    monkeypatch.setenv("OVERCAST_DYNAMODB_DIGESTS", "kept")
+    monkeypatch.setenv("OVERCAST_DYNAMODB_TABLE", "no-such-table")
+    handler.reset()
+    event = load_event("aws", "dynamodb_stream_batch")
+    result = handler.changes(event, context())
+    pushed = [r["id"] for r in peer_receiver.records]
+    assert len(pushed) == 2  # replication went ahead; the retry's pushes are no-ops at the peer
+    readable = [r["dynamodb"]["SequenceNumber"] for r in event["Records"] if r["eventName"] != "REMOVE"]
+    assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == readable
+
+
 # -- anti-entropy -------------------------------------------------------------------------------
 
 

@@ -196,7 +196,13 @@ def test_iam_is_least_privilege(template: dict[str, Any]) -> None:
                     "dynamodb:ListStreams",
                 }
             else:
-                assert set(table_actions) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
+                assert set(table_actions) == {
+                    "dynamodb:BatchGetItem",
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:Query",
+                    "dynamodb:UpdateItem",
+                }
                 assert sorted(map(json.dumps, resources)) == sorted(map(json.dumps, [table_arn, *index_arns]))
         elif any(a.startswith("logs:") for a in actions):
             assert all("log-group:/aws/lambda/" in json.dumps(r) for r in resources)
