@@ -9,7 +9,7 @@ they are in neither index (they carry no ``sort_key``, ``vshard`` or ``version``
 
     member  pk "_tree#m#<depth-2 node, 2 hex>"  sk "<leaf, 4 hex>#<channel>#<id>"   v: version
     leaf    pk "_tree#l#<depth-2 node>"         sk "<leaf, 4 hex>"                  c, h
-    node    pk "_tree#n#<depth-2 node>"         sk "n"                              c, h
+    node    pk "_tree#n#<depth-1 node, 1 hex>"  sk "<depth-2 node, 2 hex>"          c, h
 
 A member says which version of a record the tree holds; ``c`` and ``h`` are a node's count and
 hash sum (reduced modulo 2**48 when read: ``ADD`` only accumulates). One record's change is one
@@ -18,10 +18,14 @@ held), and its leaf and depth-2 node ``ADD`` the difference. The stream delivers
 and a batch can be retried from its middle, so ``apply`` reads the members first and skips what
 the tree already holds: applying a change twice changes nothing.
 
-* Reads: depth 0-2 from the 256 node items (BatchGetItem), depth 3-4 from one Query of leaf items
-  per depth-2 node, entries from one Query of members per depth-2 node, in (leaf, channel, id)
-  order because ``#`` sorts below every character a channel or id may hold.
-* Writes spread over 256 partitions of each kind: no hot key at any rate a table sustains.
+* Reads: depth 0-2 from the 256 node items (one Query per depth-1 node: 16 for the root, one
+  for a depth-1 node's children), depth 3-4 from one Query of leaf items per depth-2 node,
+  entries from one Query of members per depth-2 node, in (leaf, channel, id) order because
+  ``#`` sorts below every character a channel or id may hold. Queries are charged by the bytes
+  they return, so the root costs ~8 read units whatever the table holds.
+* Writes: members and leaves spread over 256 partitions each, nodes over 16: a change costs
+  one transaction of three items (6 write units), and the node partitions, ~1,000 write units
+  a second each, bound the table to roughly 8,000 changes a second.
 * The tree lags the table by the stream's delay. Anti-entropy tolerates that: a difference it
   sees early is a push or pull the peer ignores, and ``reindex`` re-derives keys whose pull
   changed nothing. Window passes (``since`` set) scan the table's version index, never the tree.
@@ -60,7 +64,8 @@ def leaf_key(leaf: int) -> dict[str, dict[str, str]]:
 
 
 def node_key(node: int) -> dict[str, dict[str, str]]:
-    return {"pk": {"S": f"{TREE_PREFIX}n#{node:02x}"}, "sk": {"S": "n"}}
+    """A depth-2 node's item, in the partition of its depth-1 parent (16 of them)."""
+    return {"pk": {"S": f"{TREE_PREFIX}n#{node >> 4:x}"}, "sk": {"S": f"{node:02x}"}}
 
 
 class TreeConflict(Exception):
@@ -87,9 +92,11 @@ class KeptTree:
         nodes = range(first_leaf // _LEAVES_PER_NODE, (stop_leaf - 1) // _LEAVES_PER_NODE + 1)
         out: dict[int, Digest] = {}
         if depth <= _NODE_DEPTH:
-            for item in self._batch_get([node_key(n) for n in nodes], "pk, c, h"):
-                node = int(item["pk"]["S"].rsplit("#", 1)[1], 16)
-                _add(out, node >> (digest.FANOUT_BITS * (_NODE_DEPTH - depth)), item)
+            for parent in range(nodes[0] >> 4, (nodes[-1] >> 4) + 1):  # one Query per depth-1 node
+                low, high = max(nodes[0], parent << 4), min(nodes[-1], (parent << 4) + 15)
+                request = _query(self.table, node_key(low)["pk"]["S"], f"{low:02x}", f"{high:02x}", "sk, c, h")
+                for item in self._query(request):
+                    _add(out, int(item["sk"]["S"], 16) >> (digest.FANOUT_BITS * (_NODE_DEPTH - depth)), item)
         else:
             for node in nodes:
                 low, high = max(first_leaf, node * _LEAVES_PER_NODE), min(stop_leaf, (node + 1) * _LEAVES_PER_NODE)
