@@ -200,8 +200,8 @@ def _note(
         app().store.note_changes([message for _, message in pending])
     except Exception as exc:
         log(logger, logging.WARNING, "change batch not noted by the store", error=_describe(exc))
-        retried = set(report.undelivered)
-        report.undelivered += [ident for ident, _ in pending if ident not in retried]
+        settled = set(report.undelivered) | set(report.poison)  # poison stays acknowledged
+        report.undelivered += [ident for ident, _ in pending if ident not in settled]
         report.delivered = []  # every delivered record was pending: each now comes back
         report.errors.append(_describe(exc))
 
