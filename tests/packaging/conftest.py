@@ -23,7 +23,7 @@ import json
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -72,6 +72,31 @@ class Packaged:
 
     def read_json(self, name: str) -> Any:
         return json.loads(self.read(name))
+
+    @property
+    def bytecode_tag(self) -> str | None:
+        """The cache tag (``cpython-312``) of the bytecode tools/sls/bytecode.js put in the zip,
+        or None when it put none (no such plugin, or no interpreter of the runtime's version)."""
+        record = self.file("bytecode.json")
+        if not record.exists() or json.loads(record.read_text())["python"] is None:
+            return None
+        return "cpython-" + json.loads(record.read_text())["version"].replace(".", "")
+
+    def stray_bytecode(self) -> list[str]:
+        """Bytecode in the zip other than the runtime's own for a source shipped beside it: what
+        a stale installed tree, or an interpreter other than the cloud's, would have left."""
+        names = self.names
+        sources = {n for n in names if n.endswith(".py")}
+        suffix = f".{self.bytecode_tag}.pyc" if self.bytecode_tag else None
+
+        def runtimes_own(name: str) -> bool:
+            entry = PurePosixPath(name)
+            if suffix is None or entry.parent.name != "__pycache__" or not entry.name.endswith(suffix):
+                return False
+            return str(entry.parent.parent / (entry.name.removesuffix(suffix) + ".py")) in sources
+
+        compiled = [n for n in names if n.endswith((".pyc", ".pyo")) or "__pycache__/" in n]
+        return [n for n in compiled if not runtimes_own(n)]
 
 
 class LazyPackages(Mapping[str, Packaged]):

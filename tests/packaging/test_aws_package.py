@@ -261,6 +261,42 @@ def test_the_zip_alone_serves_a_request(packaged: Any, tmp_path: Path) -> None:
     assert response["statusCode"] == 200 and json.loads(response["body"])["status"] == "ok"
 
 
+def test_the_zip_ships_bytecode_the_runtimes_python_loads(packaged: Any, tmp_path: Path) -> None:
+    """tools/sls/bytecode.js compiled every module for python3.12 (the functions' runtime): that
+    interpreter loads ours and the vendored packages from it, and ignores it for a changed source."""
+    result = packaged["aws"]
+    record = result.json("bytecode.json")
+    assert record["version"] == "3.12"
+    names = set(result.names)
+    if record["python"] is None:  # no Python 3.12 where this ran: sources only, and the reason recorded
+        assert "no Python 3.12" in record["reason"]
+        assert not [n for n in names if n.endswith(".pyc")]
+        return
+    assert result.bytecode_tag == "cpython-312"
+    lacking = [n for n in names if n.endswith(".py") and cache_from(n, "cpython-312") not in names]
+    assert not lacking, lacking[:10]
+    with zipfile.ZipFile(result.zip_path) as archive:
+        archive.extractall(tmp_path)
+    (tmp_path / "core" / "errors.py").write_text((tmp_path / "core" / "errors.py").read_text() + "\nEDITED = True\n")
+    code = (
+        "import core.app, core.anti_entropy, handlers.kit, adapters.aws.events, jwt, core.errors as e; print(e.EDITED)"
+    )
+    env = {"PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [record["python"], "-S", "-v", "-c", code]
+    out = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr[-2000:]
+    loaded = [line.split()[-1].strip("'") for line in out.stderr.splitlines() if line.startswith("# code object from")]
+    ours = [Path(p).relative_to(tmp_path).as_posix() for p in loaded if p.startswith(str(tmp_path))]
+    from_source = sorted(p for p in ours if "__pycache__" not in p)
+    assert from_source == ["core/errors.py"], from_source  # the edited one only: checked against its source
+    assert len(ours) > 40 and any(p.startswith("jwt/") for p in ours)
+
+
+def cache_from(source: str, tag: str) -> str:
+    folder, _, name = source.rpartition("/")
+    return f"{folder}/__pycache__/{name[:-3]}.{tag}.pyc".lstrip("/")
+
+
 def test_stage_region_and_params_drive_the_template(aws_prod: Any) -> None:
     """A production-style package: stage, region and params change names, the failover switch
     and the peers, and nothing else needs editing."""

@@ -102,7 +102,9 @@ def _vendored(names: list[str]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("provider", sorted(requirements.TARGETS))
-def test_package_vendors_exactly_the_pinned_versions_and_no_bytecode(packaged: LazyPackages, provider: str) -> None:
+def test_package_vendors_exactly_the_pinned_versions_and_no_stray_bytecode(
+    packaged: LazyPackages, provider: str
+) -> None:
     """What a stale serverless-python-requirements cache would break: an installed tree from an
     earlier requirements file or earlier pip flags (other versions, .pyc compiled here)."""
     result: Any = packaged[provider]
@@ -113,7 +115,7 @@ def test_package_vendors_exactly_the_pinned_versions_and_no_bytecode(packaged: L
         left_out = {requirements.normalize(n) for n in options.get("noDeploy", [])}
     deployed = {name: pin.version for name, pin in pins.items() if name not in left_out}
     assert _vendored(result.names) == deployed
-    assert not [n for n in result.names if n.endswith((".pyc", ".pyo")) or "__pycache__" in n]
+    assert not result.stray_bytecode()
     # The requirements.txt shipped beside them (Cloud Functions' build installs it) keeps the hashes.
     shipped = result.read("requirements.txt").decode()
     hashes = sum(len(pins[name].hashes) for name in deployed)

@@ -183,7 +183,7 @@ def test_packages_offline(packaged: LazyPackages, provider: str) -> None:
     assert not missing, f"{provider} zip lacks {sorted(missing)}"
     shipped = [n for n in names if any(n.startswith(bad) for bad in NEVER_SHIPPED)]
     assert not shipped, f"{provider} zip carries files outside its patterns: {shipped[:20]}"
-    assert not [n for n in names if "__pycache__/" in n or n.endswith(".pyc")]
+    assert not result.stray_bytecode()
 
 
 def test_aws_template(packaged: LazyPackages) -> None:
