@@ -42,7 +42,11 @@ class Bytecode {
     const service = this.serverless.service;
     const match = /^python(\d+\.\d+)$/.exec(service.provider.runtime || '');
     const artifact = service.package && service.package.artifact;
-    if (!match || !artifact) return;
+    if (!match) return;
+    if (!artifact) {
+      this.log.warning('bytecode: no service-wide artifact (package.individually?); the zips ship sources only');
+      return;
+    }
     const version = match[1];
     const python = findPython(version);
     // What was done, beside the zip (tests read it; so can a deploy pipeline).
