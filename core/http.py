@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core import json_text
 from core.errors import (
     ClockSkew,
     ConfigurationError,
@@ -92,7 +93,9 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
         if deepest > max_depth:
             raise ValidationError(f"JSON nested deeper than {max_depth} levels", code="json_too_deep")
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        if text.startswith("\ufeff"):  # what json.loads refuses before decoding
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM", text, 0)
+        value = _DECODER.decode(text)
     except ValidationError:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, and ints over 4300 digits
@@ -105,11 +108,17 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
 
 
 def _all_str(mapping: Any) -> bool:
-    return isinstance(mapping, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())
+    if not (type(mapping) is dict or isinstance(mapping, Mapping)):  # a dict: no ABC check
+        return False
+    return all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())
 
 
 def _reject_constant(name: str) -> Any:
     raise ValidationError(f"{name} is not a JSON number", code="invalid_json")
+
+
+# Built once: json.loads with any option builds a decoder (and its scanner) on every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _well_formed(value: Any) -> bool:
@@ -129,9 +138,6 @@ def _well_formed(value: Any) -> bool:
     return True
 
 
-_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once, not per response
-
-
 @dataclass
 class Response:
     status: int
@@ -143,7 +149,7 @@ class Response:
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
-        text = _COMPACT_JSON.encode(payload)
+        text = json_text.compact(payload)
         try:
             body = text.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate from old data: escape it rather than fail
@@ -220,14 +226,19 @@ class Router:
 
     def __init__(self) -> None:
         self._routes: list[Route] = []
+        # Routes by their number of "/": a parameter matches one segment, so a path can only
+        # match templates with as many (one or two patterns tried a request, not all of them).
+        self._by_depth: dict[int, list[Route]] = {}
 
     def add(self, method: str, template: str, handler: Handler) -> None:
         regex = r"\A" + _PARAM_RE.sub(r"(?P<\1>[^/]+)", template) + r"\Z"
-        self._routes.append(Route(method.upper(), template, re.compile(regex), handler))
+        route = Route(method.upper(), template, re.compile(regex), handler)
+        self._routes.append(route)
+        self._by_depth.setdefault(template.count("/"), []).append(route)
 
     def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str], str]:
         allowed: list[str] = []
-        for route in self._routes:
+        for route in self._by_depth.get(path.count("/"), ()):
             match = route.pattern.match(path)
             if not match:
                 continue

@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Any
 
+from core import json_text
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 _static: dict[str, str] = {}
 
@@ -78,21 +80,23 @@ def log(logger: logging.Logger, level: int, msg: str, **fields: Any) -> None:
         return
     line = {
         "ts": _timestamp(time.time()),
-        "level": logging.getLevelName(level),
+        "level": _LEVEL_NAMES.get(level) or logging.getLevelName(level),
         "logger": logger.name,
         "msg": msg,
         "request_id": request_id_var.get(),
         **_static,
         **fields,
     }
-    text = _ENCODER.encode(line) + "\n"
+    text = json_text.log_line(line) + "\n"
     with handler.lock or contextlib.nullcontext():
         stream = sys.stderr
         stream.write(text)
         stream.flush()
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)  # built once: the C encoder each call
+_LEVEL_NAMES = {
+    level: logging.getLevelName(level) for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)
+}
 _second: list[Any] = [None, ""]  # (whole second, its formatted prefix): one strftime a second
 
 

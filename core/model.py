@@ -54,14 +54,24 @@ class Version:
             raise ValidationError(f"invalid origin {quote(self.origin)}", code="invalid_version")
 
     def __str__(self) -> str:
-        return f"{self.physical_ms:013d}-{self.counter:06d}-{self.origin}"
+        # Formatted once: a write puts it in the item, the response and the access line.
+        text = self.__dict__.get("_text")
+        if text is None:
+            text = f"{self.physical_ms:013d}-{self.counter:06d}-{self.origin}"
+            object.__setattr__(self, "_text", text)
+        return text
 
     @classmethod
     def parse(cls, text: str) -> Version:
         match = _VERSION_RE.match(text) if isinstance(text, str) else None
         if not match:
             raise ValidationError(f"invalid version {quote(text)}", code="invalid_version")
-        return cls(int(match[1]), int(match[2]), match[3])
+        # The pattern admits exactly what __post_init__ checks (13 and 6 digits, an origin of
+        # ORIGIN_RE's form), so they are not run again; the text is the version's string form.
+        # (Every record read runs this: a page of 20 is 20 versions.)
+        version = object.__new__(cls)
+        version.__dict__.update(physical_ms=int(match[1]), counter=int(match[2]), origin=match[3], _text=match[0])
+        return version
 
     @classmethod
     def floor(cls, physical_ms: int) -> str:
@@ -268,6 +278,8 @@ def quote(value: Any, limit: int = 40) -> str:
 
 def is_well_formed(text: str) -> bool:
     """No lone surrogates: the string is valid Unicode, so UTF-8 (and every store) can hold it."""
+    if text.isascii():  # a flag CPython keeps on every string: no copy, no scan
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

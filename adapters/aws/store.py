@@ -11,11 +11,10 @@ full pass computes it by scanning the version index, as every window pass does.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import botocore.session
 from botocore.config import Config
@@ -100,6 +99,7 @@ class DynamoDBMessageStore(MessageStore):
         self.table = table
         self.maintains_digests = digests == "kept"
         self.tree = KeptTree(client, table, self)
+        self._translator = _Translated(self)
 
     # -- MessageStore steps ---------------------------------------------------------------------
 
@@ -233,14 +233,9 @@ class DynamoDBMessageStore(MessageStore):
                 return
             request = {**request, "ExclusiveStartKey": last}
 
-    @contextlib.contextmanager
-    def _translated(self) -> Iterator[None]:
-        try:
-            yield
-        except (ClientError, BotoCoreError) as exc:
-            raise self._translate(exc) from exc
-        except TreeConflict as exc:
-            raise Unavailable(f"DynamoDB table {self.table!r}: {exc}", retry_after=1, code="store_contention") from exc
+    def _translated(self) -> _Translated:
+        """``with self._translated():`` around SDK calls: botocore's exceptions leave as core's."""
+        return self._translator
 
     def _translate(self, exc: Exception) -> OvercastError:
         """botocore exception → core error. Callers ``raise ... from exc``."""
@@ -270,6 +265,28 @@ class DynamoDBMessageStore(MessageStore):
             return ConfigurationError(f"{where}: no AWS region (set AWS_REGION)")
         # Connection refused/reset, DNS failure, connect or read timeout: the store is unreachable.
         return Unavailable(f"{where} unreachable: {type(exc).__name__}: {exc}", retry_after=1)
+
+
+class _Translated:
+    """The context of every SDK call: ClientError and BotoCoreError become core's errors
+    (``DynamoDBMessageStore._translate``), a digest-tree conflict a retryable 503. One reusable
+    object per store, not a generator per call: it wraps the SDK call of every request."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: DynamoDBMessageStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
+        if isinstance(exc, ClientError | BotoCoreError):
+            raise self.store._translate(exc) from exc
+        if isinstance(exc, TreeConflict):
+            table = self.store.table
+            raise Unavailable(f"DynamoDB table {table!r}: {exc}", retry_after=1, code="store_contention") from exc
+        return False
 
 
 def _code(exc: ClientError) -> str:

@@ -70,6 +70,7 @@ def test_v2_post_is_idempotent_and_v1_get_reads_it(lambda_env: dict[str, str]) -
     assert first["statusCode"] == again["statusCode"] == 201
     assert body(first)["id"] == body(again)["id"] and again["headers"].get("idempotent-replayed") == "true"
     assert body(first)["served_by"] == {"provider": "aws", "region": "us-east-1"}
+    assert first["headers"]["x-request-id"] == post["requestContext"]["requestId"] == "CvW0GgbLoAMEV4w="
     get = handler.http(load_event("aws", "apigw_v1_get_message"), context())  # same channel + key → same id
     assert get["statusCode"] == 200 and body(get)["text"] == "Hello London" and body(get)["id"] == body(first)["id"]
     assert get["headers"]["x-request-id"] == "5b8c1f0e-3a2d-4e6f-8a9b-0c1d2e3f4a5b"

@@ -187,8 +187,19 @@ def test_unavailable_retry_after_is_rounded_up_to_a_whole_second(
 
 def test_request_id_is_propagated_or_generated(api: ApiClient) -> None:
     assert api.get("/health", headers={"X-Request-Id": "abc-123"}).headers["x-request-id"] == "abc-123"
+    # API Gateway's own ids are base64: kept, so the response names the line in its access log.
+    assert api.get("/health", headers={"X-Request-Id": "JKJaXmPLvHc+/A="}).headers["x-request-id"] == "JKJaXmPLvHc+/A="
     generated = api.get("/health", headers={"X-Request-Id": "bad id with spaces"}).headers["x-request-id"]
     assert generated != "bad id with spaces" and len(generated) == 32
+
+
+def test_routes_are_matched_by_depth_and_method(api: ApiClient) -> None:
+    one = MESSAGES + "/0" + "1" * 25
+    assert api.request("PUT", one, check_spec=False).headers["allow"] == "DELETE, GET"
+    assert api.request("PUT", MESSAGES, check_spec=False).headers["allow"] == "GET, POST"
+    for path in (one + "/extra", "/channels/london", "/", "/health/deep/more"):
+        assert api.get(path, check_spec=False).json_body()["error"]["code"] == "route_not_found", path
+    assert api.get("/health").status == api.get("/health/deep").status == 200
 
 
 def test_trailing_slash_is_the_same_route(api: ApiClient) -> None:

@@ -27,10 +27,33 @@ versions = st.builds(
 def test_version_string_order_is_version_order(a: Version, b: Version) -> None:
     # Stores compare version strings natively; that must agree with Python's comparison.
     assert (str(a) < str(b)) == (a < b)
-    assert Version.parse(str(a)) == a
+    # parse builds without re-running __post_init__: it must still be the same value in every way.
+    parsed = Version.parse(str(a))
+    assert parsed == a and hash(parsed) == hash(a) and not parsed < a and not a < parsed
+    assert (parsed.physical_ms, parsed.counter, parsed.origin, str(parsed)) == (
+        a.physical_ms,
+        a.counter,
+        a.origin,
+        str(a),
+    )
 
 
-@pytest.mark.parametrize("text", ["", "1-2-x", "0000000000001-000001-", "0000000000001-000001-UP", None, 5])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "1-2-x",
+        "0000000000001-000001-",
+        "0000000000001-000001-UP",
+        "0000000000001-000001-aws\n",
+        "00000000000001-000001-aws",
+        "0000000000001-0000001-aws",
+        "0000000000001-000001--aws",
+        "0000000000001-000001-" + "a" * 33,
+        None,
+        5,
+    ],
+)
 def test_malformed_versions_are_rejected(text: object) -> None:
     with pytest.raises(ValidationError):
         Version.parse(text)  # type: ignore[arg-type]
