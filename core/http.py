@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from core import json_text
 from core.errors import (
@@ -107,8 +107,13 @@ def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     return value
 
 
+def is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
+    """``isinstance(value, Mapping)``; a dict (every platform event) skips ABCMeta's check."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _all_str(mapping: Any) -> bool:
-    if not (type(mapping) is dict or isinstance(mapping, Mapping)):  # a dict: no ABC check
+    if not is_mapping(mapping):
         return False
     return all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())
 

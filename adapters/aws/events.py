@@ -14,13 +14,13 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeGuard
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from adapters.aws.table import is_tree_key, item_to_message
 from adapters.protocols import ChangeRecord, from_delivery, messages_of
 from core.errors import ValidationError
-from core.http import Request, Response
+from core.http import Request, Response, is_mapping
 from core.model import Message, quote
 
 _TEXT_TYPES = ("text/", "application/json", "application/problem+json", "application/xml", "application/javascript")
@@ -30,7 +30,7 @@ class _EventView:
     def __init__(self, event: Mapping[str, Any]) -> None:
         self.raw_event = event
         # A direct invocation can pass anything: a view over a non-object reads as empty.
-        self._fields: Mapping[str, Any] = event if _is_mapping(event) else {}
+        self._fields: Mapping[str, Any] = event if is_mapping(event) else {}
 
     def __getitem__(self, key: str) -> Any:
         return self._fields[key]
@@ -41,7 +41,7 @@ class _EventView:
     def mapping(self, key: str) -> Mapping[str, Any]:
         """A field that should be an object; anything else reads as empty."""
         value = self._fields.get(key)
-        return value if _is_mapping(value) else {}
+        return value if is_mapping(value) else {}
 
     @property
     def request_context(self) -> Mapping[str, Any]:
@@ -97,10 +97,10 @@ class _HttpEvent(_EventView):
             request_id=self.request_id,
         )
 
-    def _strip_stage(self, path: str, context: Mapping[str, Any] | None = None) -> str:
+    def _strip_stage(self, path: str) -> str:
         # A named stage appears as the first path segment (HTTP API stages other than $default,
         # REST APIs behind some custom-domain mappings); routes never include it.
-        stage = self.stage if context is None else str(context.get("stage") or "")
+        stage = self.stage
         if stage and stage != "$default":
             prefix = "/" + stage
             if path == prefix or path.startswith(prefix + "/"):
@@ -113,21 +113,6 @@ class _HttpEvent(_EventView):
 
 class ApiGatewayV2Event(_HttpEvent):
     """HTTP API payload format 2.0."""
-
-    def to_request(self) -> Request:
-        # What the properties below read, each field once (every request runs this).
-        context = self.request_context
-        http = context.get("http")
-        method = http.get("method") if _is_mapping(http) else None
-        raw_query = self.get("rawQueryString")
-        return Request(
-            method=str(method or "GET").upper(),
-            path=self._strip_stage(unquote(str(self.get("rawPath") or "/")), context),
-            query=_first_values(raw_query) if raw_query else {},
-            headers=self.headers,
-            body=self.body,
-            request_id=str(context.get("requestId") or ""),
-        )
 
     @property
     def method(self) -> str:
@@ -252,7 +237,7 @@ HttpEvent = ApiGatewayV1Event | ApiGatewayV2Event
 
 def infer(event: Mapping[str, Any]) -> HttpEvent | DynamoDBStreamEvent:
     """The shape of a raw Lambda event; raises ValidationError for one this app does not take."""
-    if not _is_mapping(event):
+    if not is_mapping(event):
         raise ValidationError(f"event is a {type(event).__name__}, not an object", code="unknown_event")
     records = event.get("Records")
     if (
@@ -267,11 +252,6 @@ def infer(event: Mapping[str, Any]) -> HttpEvent | DynamoDBStreamEvent:
     if "httpMethod" in event:
         return ApiGatewayV1Event(event)
     raise ValidationError("event is neither an API Gateway request nor a DynamoDB stream batch", code="unknown_event")
-
-
-def _is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
-    # A dict (every event Lambda passes) without a trip through ABCMeta.__instancecheck__.
-    return type(value) is dict or isinstance(value, Mapping)
 
 
 def _first_values(raw_query: str) -> dict[str, str]:
