@@ -128,3 +128,57 @@ def test_hlc_forced_observe_orders_a_write_after_even_a_future_version() -> None
 def test_record_fields_name_every_field_of_a_record_in_order() -> None:
     message = Message("london", new_message_id(5), "ada", "hi", 5, Version(5, 0, "aws"))
     assert tuple(message.to_record()) == RECORD_FIELDS
+
+
+def _full_checks(channel, id, author, text, created_ms, version, deleted, request_digest) -> None:
+    """The checks every field must pass, written out in full, one after the other: what
+    Message's own constructor (a cheap test per field, these as the fallback) must agree with."""
+    from core import model
+
+    model.validate_channel(channel)
+    model.validate_message_id(id)
+    model.validate_record_text("author", author, model.MAX_RECORD_AUTHOR_CHARS)
+    model.validate_record_text("text", text, model.MAX_RECORD_TEXT_CHARS)
+    if not (isinstance(created_ms, int) and not isinstance(created_ms, bool) and 0 <= created_ms <= 10**13 - 1):
+        raise ValidationError("created_ms", code="invalid_record")
+    if not isinstance(version, Version) or not isinstance(deleted, bool):
+        raise ValidationError("version or deleted", code="invalid_record")
+    if not isinstance(request_digest, str) or not model._REQUEST_DIGEST_RE.match(request_digest):
+        raise ValidationError("request_digest", code="invalid_record")
+
+
+class _Text(str):
+    pass
+
+
+texts = st.one_of(
+    st.text(max_size=8),  # non-ASCII, NUL, lone surrogates
+    st.sampled_from(["", "ada", "a" * 1024, "a" * 1025, "\x00", "\ud800", "é", _Text("ada")]),
+    st.none(),
+    st.integers(),
+)
+fields = st.tuples(
+    st.one_of(st.sampled_from(["london", "Bad Channel", "a" * 65, "london\n", _Text("london")]), texts),
+    st.one_of(st.sampled_from([new_message_id(5), new_message_id(5).upper(), "x" * 26]), texts),
+    texts,
+    st.one_of(texts, st.sampled_from(["t" * 64_000, "t" * 64_001])),
+    st.one_of(st.integers(-1, 10**13 + 1), st.sampled_from([True, 5.0, "5", None])),
+    st.sampled_from([Version(5, 0, "aws"), "0000000000005-000000-aws", None]),
+    st.sampled_from([False, True, 0, 1, None]),
+    st.one_of(st.sampled_from(["", "0" * 32, "0" * 65, "a b", None, 0]), texts),
+)
+
+
+@given(fields)
+def test_message_constructor_admits_exactly_what_the_full_checks_admit(values: tuple) -> None:
+    try:
+        _full_checks(*values)
+    except ValidationError as expected:
+        with pytest.raises(ValidationError) as raised:
+            Message(*values)
+        if expected.code != "invalid_record":  # per-field codes are the same; the record-level ones share one
+            assert raised.value.code == expected.code
+    else:
+        message = Message(*values)
+        assert tuple(getattr(message, name) for name in Message.__dataclass_fields__) == values
+        assert message == Message(*values) and hash(message) == hash(Message(*values))
