@@ -1,7 +1,8 @@
-"""AWS provider: import cost of handlers.aws against boto3 alone, per-request overhead of the
-Lambda handler (event mapping + core + adapter) against the same boto3 call made directly on the
-same DynamoDB server (DynamoDB Local, which keeps connections alive as the service does; for
-reference, the same requests on Powertools' resolver), and the size of the deployment zip.
+"""AWS provider: import cost of handlers.aws against the SDK part it imports (botocore.session),
+per-request overhead of the Lambda handler (event mapping + core + adapter) against the same
+DynamoDB call made directly on the same low-level client and server (DynamoDB Local, which keeps
+connections alive as the service does; for reference, the same requests on Powertools'
+resolver), and the size of the deployment zip.
 
     python -m bench aws
 """
