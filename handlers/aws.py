@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from adapters.aws.events import ApiGatewayV1Event, ApiGatewayV2Event, infer, to_changes
@@ -77,7 +76,7 @@ def http(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         request = shape.to_request()
         fallback_id = str(getattr(context, "aws_request_id", "") or "")
         if not request.request_id and fallback_id:
-            request = replace(request, request_id=fallback_id)
+            request = request.with_request_id(fallback_id)
         return request, shape.to_response
 
     def unreadable(response: Response) -> dict[str, Any]:

@@ -40,72 +40,14 @@ class _EventView:
 
     def mapping(self, key: str) -> Mapping[str, Any]:
         """A field that should be an object; anything else reads as empty."""
-        value = self._fields.get(key)
-        return value if is_mapping(value) else {}
-
-    @property
-    def request_context(self) -> Mapping[str, Any]:
-        return self.mapping("requestContext")
+        return _mapping(self._fields.get(key))
 
 
 class _HttpEvent(_EventView):
     """What both API Gateway payload formats share."""
 
-    @property
-    def method(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def path(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def query(self) -> dict[str, str]:
-        raise NotImplementedError
-
-    @property
-    def headers(self) -> dict[str, str]:
-        raise NotImplementedError
-
-    @property
-    def stage(self) -> str:
-        return str(self.request_context.get("stage") or "")
-
-    @property
-    def request_id(self) -> str:
-        return str(self.request_context.get("requestId") or "")
-
-    @property
-    def body(self) -> bytes:
-        body = self.get("body")
-        if body is None:
-            return b""
-        if self.get("isBase64Encoded"):
-            try:
-                return base64.b64decode(body, validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise ValidationError("request body is not valid base64", code="invalid_body") from exc
-        return str(body).encode("utf-8")
-
     def to_request(self) -> Request:
-        return Request(
-            method=self.method.upper(),
-            path=self.path,
-            query=self.query,
-            headers=self.headers,
-            body=self.body,
-            request_id=self.request_id,
-        )
-
-    def _strip_stage(self, path: str) -> str:
-        # A named stage appears as the first path segment (HTTP API stages other than $default,
-        # REST APIs behind some custom-domain mappings); routes never include it.
-        stage = self.stage
-        if stage and stage != "$default":
-            prefix = "/" + stage
-            if path == prefix or path.startswith(prefix + "/"):
-                return path[len(prefix) :] or "/"
-        return path or "/"
+        raise NotImplementedError
 
     def to_response(self, response: Response) -> dict[str, Any]:
         raise NotImplementedError
@@ -114,25 +56,23 @@ class _HttpEvent(_EventView):
 class ApiGatewayV2Event(_HttpEvent):
     """HTTP API payload format 2.0."""
 
-    @property
-    def method(self) -> str:
-        return str(self.request_context.get("http", {}).get("method") or "GET")
-
-    @property
-    def path(self) -> str:
-        return self._strip_stage(unquote(str(self.get("rawPath") or "/")))
-
-    @property
-    def query(self) -> dict[str, str]:
-        return _first_values(self.get("rawQueryString") or "")
-
-    @property
-    def headers(self) -> dict[str, str]:
-        headers = {str(k).lower(): str(v) for k, v in self.mapping("headers").items()}
-        cookies = self.get("cookies")
+    def to_request(self) -> Request:
+        # One pass over the event, each field read once: this runs on every request.
+        event = self._fields
+        context = _mapping(event.get("requestContext"))
+        headers = {str(k).lower(): str(v) for k, v in _mapping(event.get("headers")).items()}
+        cookies = event.get("cookies")
         if cookies:  # v2 moves Cookie headers into a list
             headers["cookie"] = "; ".join(cookies)
-        return headers
+        raw_query = event.get("rawQueryString")
+        return Request(
+            method=str(_mapping(context.get("http")).get("method") or "GET").upper(),
+            path=_strip_stage(unquote(str(event.get("rawPath") or "/")), context),
+            query=_first_values(raw_query) if raw_query else {},
+            headers=headers,
+            body=_body(event),
+            request_id=str(context.get("requestId") or ""),
+        )
 
     def to_response(self, response: Response) -> dict[str, Any]:
         headers = dict(response.headers)
@@ -148,36 +88,61 @@ class ApiGatewayV2Event(_HttpEvent):
 class ApiGatewayV1Event(_HttpEvent):
     """REST API proxy integration (also HTTP API payload format 1.0)."""
 
-    @property
-    def method(self) -> str:
-        return str(self.get("httpMethod") or "GET")
-
-    @property
-    def path(self) -> str:
-        return self._strip_stage(str(self.get("path") or "/"))
-
-    @property
-    def query(self) -> dict[str, str]:
+    def to_request(self) -> Request:
+        event = self._fields
+        context = _mapping(event.get("requestContext"))
         query: dict[str, str] = {}
-        for name, values in self.mapping("multiValueQueryStringParameters").items():
+        for name, values in _mapping(event.get("multiValueQueryStringParameters")).items():
             if values:
                 query[name] = str(values[0])
-        for name, value in self.mapping("queryStringParameters").items():
+        for name, value in _mapping(event.get("queryStringParameters")).items():
             query.setdefault(name, str(value))
-        return query
-
-    @property
-    def headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
-        for name, values in self.mapping("multiValueHeaders").items():
+        for name, values in _mapping(event.get("multiValueHeaders")).items():
             if values:
                 headers[str(name).lower()] = ", ".join(str(v) for v in values)
-        for name, value in self.mapping("headers").items():
+        for name, value in _mapping(event.get("headers")).items():
             headers.setdefault(str(name).lower(), str(value))
-        return headers
+        return Request(
+            method=str(event.get("httpMethod") or "GET").upper(),
+            path=_strip_stage(str(event.get("path") or "/"), context),
+            query=query,
+            headers=headers,
+            body=_body(event),
+            request_id=str(context.get("requestId") or ""),
+        )
 
     def to_response(self, response: Response) -> dict[str, Any]:
         return {"statusCode": response.status, "headers": dict(response.headers), **_encode_body(response)}
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """A field that should be an object; anything else (a direct invocation can pass anything)
+    reads as empty."""
+    return value if is_mapping(value) else {}
+
+
+def _strip_stage(path: str, context: Mapping[str, Any]) -> str:
+    # A named stage appears as the first path segment (HTTP API stages other than $default,
+    # REST APIs behind some custom-domain mappings); routes never include it.
+    stage = str(context.get("stage") or "")
+    if stage and stage != "$default":
+        prefix = "/" + stage
+        if path == prefix or path.startswith(prefix + "/"):
+            return path[len(prefix) :] or "/"
+    return path or "/"
+
+
+def _body(event: Mapping[str, Any]) -> bytes:
+    body = event.get("body")
+    if body is None:
+        return b""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValidationError("request body is not valid base64", code="invalid_body") from exc
+    return str(body).encode("utf-8")
 
 
 class DynamoDBStreamRecord(_EventView):
