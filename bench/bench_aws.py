@@ -122,6 +122,7 @@ def _interleaved_import_times(
 def _request_overhead(report: Section) -> None:
     from adapters.aws.table import create_table, message_to_item
     from bench.powertools_reference import build_handler as build_reference
+    from bench.single_pass_reference import build_get as build_single_pass_get
     from core.model import Message, Version, new_message_id
     from emulators.moto import EMULATOR_ENV
     from runtime.aws import LambdaContext, http_event
@@ -213,6 +214,13 @@ def _request_overhead(report: Section) -> None:
             def reference_list() -> None:
                 assert reference(list_event, ctx)["statusCode"] == 200
 
+            single_pass = build_single_pass_get(overcast.app, client, "bench")
+            # The same answer as the handler's, or its ratio would measure some other work.
+            assert single_pass(get_event, ctx)["body"] == handler.http(get_event, ctx)["body"]
+
+            def single_pass_get() -> None:
+                assert single_pass(get_event, ctx)["statusCode"] == 200
+
             for _ in range(30):  # 60+ items so a 20-item page is full
                 direct_post()
             report.method(
@@ -231,6 +239,14 @@ def _request_overhead(report: Section) -> None:
                 report_paired(report, name, "handler path", "SDK call alone", paired(ours, direct, CALLS, warmup=5))
                 measured = paired(other, direct, CALLS, warmup=5)
                 report.figure(f"{name}: client CPU ratio, Powertools resolver", measured.cpu_ratio, "x")
+            report.method(
+                "single pass (bench/single_pass_reference.py): the GET with every check the handler makes and the"
+                " same leaf functions, in one function without its layers; paired with the SDK call alone in turns"
+            )
+            measured = paired(single_pass_get, direct_get, CALLS, warmup=5)
+            report.figure(
+                "GET message: client CPU ratio, single pass (same checks, no layers)", measured.cpu_ratio, "x"
+            )
         finally:
             sys.stderr.close()
             sys.stderr = real_stderr

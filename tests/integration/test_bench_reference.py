@@ -43,3 +43,44 @@ def test_the_reference_writes_reads_and_lists_through_dynamodb(dynamodb_client: 
     assert call(handler, "GET", "/channels/ref/messages/unknown")[0] == 404
     status, page = call(handler, "GET", "/channels/ref/messages?limit=2")
     assert status == 200 and len(page["items"]) == 2
+
+
+def test_the_single_pass_get_answers_what_the_handler_answers(
+    moto_server: MotoServer, dynamodb_client: Any, dynamodb_table: str
+) -> None:
+    """bench/single_pass_reference.py is the measuring stick for what the layers cost: it must do
+    the handler's work, so it answers the same bytes, and refuses what the handler refuses."""
+    import handlers.aws
+    from bench.single_pass_reference import build_get
+    from core.errors import NotFound, ValidationError
+    from emulators.moto import EMULATOR_ENV
+
+    overcast = handlers.aws.build(
+        {
+            **EMULATOR_ENV,
+            "OVERCAST_DYNAMODB_TABLE": dynamodb_table,
+            "OVERCAST_DYNAMODB_ENDPOINT": moto_server.url,
+            "OVERCAST_PEERS": "[]",
+            "OVERCAST_AUTH_DISABLED": "true",
+        }
+    )
+    overcast.store.client = dynamodb_client  # the fixture's client carries the emulator's credentials
+    handlers.aws.overcast.install(overcast)
+    try:
+        single_pass = build_get(overcast.app, dynamodb_client, dynamodb_table)
+        created = overcast.service.post("ref", "ada", "Hello").message
+        event = http_event("GET", f"/channels/ref/messages/{created.id}", [], b"", "api.example.com", "127.0.0.1")
+        ours = handlers.aws.http(event, LambdaContext("http", 29))
+        theirs = single_pass(event, LambdaContext("http", 29))
+        assert ours["statusCode"] == theirs["statusCode"] == 200
+        assert theirs["body"] == ours["body"]
+        assert theirs["headers"]["x-request-id"] == ours["headers"]["x-request-id"]
+        missing = http_event("GET", "/channels/ref/messages/" + "0" * 26, [], b"", "api.example.com", "127.0.0.1")
+        with pytest.raises(NotFound):
+            single_pass(missing, None)
+        bad = http_event("GET", "/channels/Ref!/messages/" + "0" * 26, [], b"", "api.example.com", "127.0.0.1")
+        with pytest.raises(ValidationError):
+            single_pass(bad, None)
+    finally:
+        handlers.aws.reset()
+        overcast.store.close()
