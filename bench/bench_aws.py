@@ -122,7 +122,7 @@ def _interleaved_import_times(
 def _request_overhead(report: Section) -> None:
     from adapters.aws.table import create_table, message_to_item
     from bench.powertools_reference import build_handler as build_reference
-    from bench.single_pass_reference import build_get as build_single_pass_get
+    from bench.single_pass_reference import build_aws_get as build_single_pass_get
     from core.model import Message, Version, new_message_id
     from emulators.moto import EMULATOR_ENV
     from runtime.aws import LambdaContext, http_event

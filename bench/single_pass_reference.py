@@ -1,12 +1,16 @@
-"""The benchmark's GET of one message done in one function: every check handlers.aws makes on the
-way, with the same leaf functions (the router, the access policy, the id checks, the item →
+"""The benchmarks' GET of one message done in one function: every check the app makes on the
+way, with the same leaf functions (the router, the access policy, the id checks, the record →
 Message validation, the response encoder, the access line), but none of the layers between them:
-no event view, no Request or Response object, no service, no store port.
+no event view, no Response object, no service, no store port.
 
-``bench aws`` measures it beside the handler, both paired with the bare SDK call. The gap
-between the two ratios is what the layering costs; the gap between this one and 1.00 is what the
-work itself costs in this interpreter. It answers the success path only (anything else raises):
-it is a measuring stick, never deployed.
+* ``build_aws_get``: API Gateway v2 event in, Lambda result out, as ``handlers.aws.http``.
+* ``build_gcp_get``: the ``Request`` functions-framework's mapping gives in (what ``bench gcp``
+  hands ``HttpApp.handle``), the HTTP function's ``(body, status, headers)`` out.
+
+``bench aws`` and ``bench gcp`` measure them beside the handler, each paired with the bare SDK
+call. The gap between the two ratios is what the layering costs; the gap between this one and
+1.00 is what the work itself costs in this interpreter. They answer the success path only
+(anything else raises): measuring sticks, never deployed.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from adapters.aws.table import item_to_message
 from core import json_text
 from core.app import _REQUEST_ID_RE, HttpApp, _new_request_id
 from core.errors import NotFound, PayloadTooLarge, Unavailable
+from core.http import Request
 from core.logs import get_logger, log, request_id_var
-from core.model import validate_channel, validate_message_id
+from core.model import Message, validate_channel, validate_message_id
 
 logger = get_logger("http")
 
 
-def build_get(app: HttpApp, client: Any, table: str) -> Any:
+def build_aws_get(app: HttpApp, client: Any, table: str) -> Any:
     """A Lambda handler ``(event, context) -> response`` for ``GET /channels/{c}/messages/{id}``
     in an API Gateway v2 event, reading ``table`` through ``client`` (a DynamoDB client)."""
     limits, policy, served_by = app.settings.limits, app.policy, app.served_by
@@ -90,5 +95,55 @@ def build_get(app: HttpApp, client: Any, table: str) -> Any:
             "body": text,
             "isBase64Encoded": False,
         }
+
+    return handler
+
+
+def build_gcp_get(app: HttpApp, store: Any) -> Any:
+    """An HTTP function body ``(Request) -> (body, status, headers)`` for
+    ``GET /channels/{c}/messages/{id}``, reading through the SDK calls ``store`` (a
+    FirestoreMessageStore) makes: the same document path, retry and timeout."""
+    limits, policy, served_by = app.settings.limits, app.policy, app.served_by
+    client, collection, messages = store.client, store.collection, store.messages
+    retry, timeout_s = store._retry, store.timeout_s
+
+    def handler(request: Request) -> tuple[bytes, int, dict[str, str]]:
+        request_id = request.request_id
+        if not (request_id and _REQUEST_ID_RE.match(request_id)):
+            candidate = request.headers.get("x-request-id") or ""
+            request_id = candidate if candidate and _REQUEST_ID_RE.match(candidate) else _new_request_id()
+        token = request_id_var.set(request_id)
+        started = time.perf_counter_ns()
+        try:
+            if len(request.body) > limits.max_body_bytes:
+                raise PayloadTooLarge("request body too large")
+            _, params, route = app.router.resolve(request.method, request.path.rstrip("/") or "/")
+            policy.reader(request.headers.get("authorization"))
+            channel = validate_channel(params["channel"])
+            message_id = validate_message_id(params["message_id"])
+            try:
+                snapshot = client.document(collection, channel, messages, message_id).get(
+                    retry=retry, timeout=timeout_s
+                )
+            except Exception as exc:
+                raise Unavailable(f"Firestore: {type(exc).__name__}") from exc
+            record = snapshot.to_dict() if snapshot.exists else None
+            message = Message.from_record(record) if record else None
+            if message is None or message.deleted:
+                raise NotFound("no such message")
+            body = json_text.compact({**message.to_api(), "served_by": served_by}).encode("utf-8")
+        finally:
+            request_id_var.reset(token)
+        log(
+            logger,
+            logging.INFO,
+            "request",
+            request_id=request_id,
+            method=request.method,
+            route=route,
+            status=200,
+            ms=(time.perf_counter_ns() - started) // 10_000 / 100,
+        )
+        return body, 200, {"content-type": "application/json", "x-request-id": request_id}
 
     return handler

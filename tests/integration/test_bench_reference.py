@@ -51,7 +51,7 @@ def test_the_single_pass_get_answers_what_the_handler_answers(
     """bench/single_pass_reference.py is the measuring stick for what the layers cost: it must do
     the handler's work, so it answers the same bytes, and refuses what the handler refuses."""
     import handlers.aws
-    from bench.single_pass_reference import build_get
+    from bench.single_pass_reference import build_aws_get
     from core.errors import NotFound, ValidationError
     from emulators.moto import EMULATOR_ENV
 
@@ -67,7 +67,7 @@ def test_the_single_pass_get_answers_what_the_handler_answers(
     overcast.store.client = dynamodb_client  # the fixture's client carries the emulator's credentials
     handlers.aws.overcast.install(overcast)
     try:
-        single_pass = build_get(overcast.app, dynamodb_client, dynamodb_table)
+        single_pass = build_aws_get(overcast.app, dynamodb_client, dynamodb_table)
         created = overcast.service.post("ref", "ada", "Hello").message
         event = http_event("GET", f"/channels/ref/messages/{created.id}", [], b"", "api.example.com", "127.0.0.1")
         ours = handlers.aws.http(event, LambdaContext("http", 29))
