@@ -79,16 +79,7 @@ def build_aws_get(app: HttpApp, client: Any, table: str) -> Any:
             text = json_text.compact({**message.to_api(), "served_by": served_by})
         finally:
             request_id_var.reset(token)
-        log(
-            logger,
-            logging.INFO,
-            "request",
-            request_id=request_id,
-            method=method,
-            route=route,
-            status=200,
-            ms=(time.perf_counter_ns() - started) // 10_000 / 100,
-        )
+        _access_line(request_id, method, route, started)
         return {
             "statusCode": 200,
             "headers": {"content-type": "application/json", "x-request-id": request_id},
@@ -108,10 +99,7 @@ def build_gcp_get(app: HttpApp, store: Any) -> Any:
     retry, timeout_s = store._retry, store.timeout_s
 
     def handler(request: Request) -> tuple[bytes, int, dict[str, str]]:
-        request_id = request.request_id
-        if not (request_id and _REQUEST_ID_RE.match(request_id)):
-            candidate = request.headers.get("x-request-id") or ""
-            request_id = candidate if candidate and _REQUEST_ID_RE.match(candidate) else _new_request_id()
+        request_id = HttpApp._request_id(request)  # the app's own choice: a Request is in hand
         token = request_id_var.set(request_id)
         started = time.perf_counter_ns()
         try:
@@ -134,16 +122,21 @@ def build_gcp_get(app: HttpApp, store: Any) -> Any:
             body = json_text.compact({**message.to_api(), "served_by": served_by}).encode("utf-8")
         finally:
             request_id_var.reset(token)
-        log(
-            logger,
-            logging.INFO,
-            "request",
-            request_id=request_id,
-            method=request.method,
-            route=route,
-            status=200,
-            ms=(time.perf_counter_ns() - started) // 10_000 / 100,
-        )
+        _access_line(request_id, request.method, route, started)
         return body, 200, {"content-type": "application/json", "x-request-id": request_id}
 
     return handler
+
+
+def _access_line(request_id: str, method: str, route: str, started_ns: int) -> None:
+    """The line HttpApp.handle writes for a 200 answer: the same fields, the same rounding."""
+    log(
+        logger,
+        logging.INFO,
+        "request",
+        request_id=request_id,
+        method=method,
+        route=route,
+        status=200,
+        ms=(time.perf_counter_ns() - started_ns) // 10_000 / 100,
+    )
